@@ -1,0 +1,388 @@
+"""Where the course's tensors live, and how fast they may go there.
+
+Every notebook and the trainer ask this module one question, "which device, in which dtype,
+compiled or not?", and get one answer with the reasons written out:
+
+    >>> from course_lib import device
+    >>> plan = device.plan()
+    >>> plan.device, plan.reason            # e.g. ('cpu', 'no CUDA or Apple MPS device found')
+
+The decision is a pure function of a `Capabilities` record (what the machine and the installed
+torch can do) so that it can be tested for machines we do not have (`decide`). All differences
+between torch versions live here too.
+
+Order of preference: CUDA, then Apple MPS (with torch >= 2.9; older releases gave wrong
+results on MPS), then the CPU. `COURSE_DEVICE` (auto | cpu | cuda | cuda:N | mps) overrides the
+choice and `COURSE_COMPILE` (auto | 0 | 1) the torch.compile decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import re
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+MPS_MIN_TORCH = (2, 9)
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+COMPILE_CHOICES = "auto, 0, 1"
+
+
+def torch_version_tuple(version: str | None = None) -> tuple[int, int, int]:
+    """(major, minor, patch) of a torch version string such as '2.13.0+cpu' or '2.9.0a0+git1'.
+
+    `version` defaults to the installed torch.
+    """
+    text = torch.__version__ if version is None else version
+    if not isinstance(text, str):
+        raise TypeError(f"version must be a string like '2.13.0', got {type(text).__name__}")
+    m = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
+    if not m:
+        raise ValueError(f"version {text!r} is not a torch version such as '2.13.0+cpu'")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+
+
+def _native_bf16() -> bool:
+    """Whether the current CUDA GPU computes bfloat16 natively (compute capability >= 8.0).
+
+    Since torch 2.3, `is_bf16_supported()` also says yes for GPUs that only emulate bfloat16
+    (slowly); `including_emulation=False` asks the question the course means.
+    """
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no such argument and reports native support only
+        return bool(torch.cuda.is_bf16_supported())
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What this machine and this torch build can do; `Capabilities.probe()` reads them."""
+
+    torch_version: str
+    platform: str  # sys.platform: 'linux', 'darwin', 'win32'
+    python_version: tuple[int, int]
+    cuda_available: bool = False
+    cuda_device_count: int = 0
+    cuda_name: str | None = None
+    cuda_capability: tuple[int, int] | None = None
+    cuda_bf16: bool = False
+    mps_built: bool = False
+    mps_available: bool = False
+    triton_available: bool = False
+    dynamo_supported: bool = False
+
+    @classmethod
+    def probe(cls) -> Capabilities:
+        cuda = torch.cuda.is_available()
+        mps_backend = getattr(torch.backends, "mps", None)
+        try:
+            from torch._dynamo import is_dynamo_supported
+
+            dynamo = bool(is_dynamo_supported())
+        except Exception:  # pragma: no cover - very old or stripped builds
+            dynamo = False
+        try:
+            import triton  # noqa: F401
+
+            triton_ok = True
+        except Exception:
+            triton_ok = False
+        return cls(
+            torch_version=torch.__version__,
+            platform=sys.platform,
+            python_version=sys.version_info[:2],
+            cuda_available=cuda,
+            cuda_device_count=torch.cuda.device_count() if cuda else 0,
+            cuda_name=torch.cuda.get_device_name(0) if cuda else None,
+            cuda_capability=tuple(torch.cuda.get_device_capability(0)) if cuda else None,
+            cuda_bf16=bool(cuda and _native_bf16()),
+            mps_built=bool(mps_backend and mps_backend.is_built()),
+            mps_available=bool(mps_backend and mps_backend.is_available()),
+            triton_available=triton_ok,
+            dynamo_supported=dynamo,
+        )
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """The answer: where to run, in which autocast dtype, compiled or not, and why."""
+
+    device: str  # a torch device string: 'cpu', 'cuda', 'cuda:1', 'mps'
+    reason: str
+    autocast_dtype: torch.dtype | None  # None: plain float32, no autocast
+    dtype_reason: str
+    grad_scaler: bool  # float16 needs loss scaling; bfloat16 and float32 do not
+    compile: bool
+    compile_reason: str
+    tf32: bool  # TensorFloat-32 matmuls (CUDA, compute capability >= 8.0)
+    capabilities: Capabilities | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def type(self) -> str:
+        """'cpu', 'cuda' or 'mps' (the device string without an index)."""
+        return self.device.split(":")[0]
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.device)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """A context manager for the forward pass: autocast where the plan uses it, else nothing."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.type, dtype=self.autocast_dtype)
+
+    def summary(self) -> str:
+        dtype = "float32 (no autocast)" if self.autocast_dtype is None else str(self.autocast_dtype)
+        dtype = dtype.replace("torch.", "")
+        return "\n".join(
+            [
+                f"device        {self.device}: {self.reason}",
+                f"dtype         {dtype}: {self.dtype_reason}",
+                f"grad scaler   {'yes' if self.grad_scaler else 'no'}",
+                f"torch.compile {'on' if self.compile else 'off'}: {self.compile_reason}",
+                f"TF32 matmuls  {'on' if self.tf32 else 'off'}",
+            ]
+        )
+
+
+def _parse_device(requested: str, source: str) -> str:
+    if not isinstance(requested, str):
+        raise TypeError(f"{source} must be a string ({DEVICE_CHOICES}), got {requested!r}")
+    value = requested.strip().lower()
+    if value in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise ValueError(f"{source} must be one of {DEVICE_CHOICES}; got {requested!r}")
+
+
+def _parse_compile(requested: str | bool | None, source: str) -> bool | None:
+    """True / False for a forced choice, None for 'auto'."""
+    if requested is None or isinstance(requested, bool):
+        return requested
+    value = str(requested).strip().lower()
+    if value in ("auto", ""):
+        return None
+    if value in ("1", "true", "on", "yes"):
+        return True
+    if value in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"{source} must be one of {COMPILE_CHOICES}; got {requested!r}")
+
+
+def decide(
+    caps: Capabilities,
+    device: str | None = None,
+    compile: str | bool | None = None,
+) -> DevicePlan:
+    """The device decision table, as a pure function of `caps`.
+
+    device: 'auto' (default), 'cpu', 'cuda', 'cuda:N' or 'mps'; a forced device that the
+    machine lacks is an error, not a silent fallback. compile: None / 'auto', True or False.
+    """
+    if not isinstance(caps, Capabilities):
+        raise TypeError(f"caps must be a Capabilities record, got {type(caps).__name__}")
+    choice = _parse_device("auto" if device is None else device, "device")
+    force_compile = _parse_compile(compile, "compile")
+    tv = torch_version_tuple(caps.torch_version)
+    mps_ok = tv[:2] >= MPS_MIN_TORCH
+
+    if choice == "auto":
+        if caps.cuda_available:
+            name = caps.cuda_name or "a CUDA GPU"
+            cc = caps.cuda_capability
+            where = f" (compute capability {cc[0]}.{cc[1]})" if cc else ""
+            dev, reason = "cuda", f"CUDA is available: {name}{where}"
+        elif caps.mps_available and mps_ok:
+            dev, reason = "mps", f"Apple MPS is available and torch {caps.torch_version} >= 2.9"
+        elif caps.mps_available:
+            dev = "cpu"
+            reason = (
+                f"Apple MPS is available, but torch {caps.torch_version} < 2.9 computes some "
+                "operations wrongly on MPS; using the CPU (upgrade torch to use the GPU)"
+            )
+        else:
+            dev, reason = "cpu", "no CUDA or Apple MPS device found"
+    elif choice == "cpu":
+        dev, reason = "cpu", "forced by COURSE_DEVICE / device='cpu'"
+    elif choice.startswith("cuda"):
+        if not caps.cuda_available:
+            raise ValueError(
+                f"device={choice!r} (COURSE_DEVICE) but CUDA is not available with torch "
+                f"{caps.torch_version}; install a CUDA build of torch or use device='auto'"
+            )
+        index = int(choice.split(":")[1]) if ":" in choice else 0
+        if index >= caps.cuda_device_count:
+            raise ValueError(
+                f"device={choice!r} (COURSE_DEVICE) but only {caps.cuda_device_count} CUDA "
+                "device(s) are visible"
+            )
+        dev, reason = choice, f"forced by COURSE_DEVICE / device={choice!r}"
+    else:  # mps
+        if not caps.mps_available:
+            built = "built into this torch" if caps.mps_built else "not built into this torch"
+            raise ValueError(
+                f"device='mps' (COURSE_DEVICE) but Apple MPS is not available (it is {built})"
+            )
+        dev, reason = "mps", "forced by COURSE_DEVICE / device='mps'"
+        if not mps_ok:
+            reason += f"; torch {caps.torch_version} < 2.9 has known MPS bugs"
+
+    kind = dev.split(":")[0]
+    cc = caps.cuda_capability or (0, 0)
+    if kind == "cuda" and caps.cuda_bf16:
+        dtype, scaler = torch.bfloat16, False
+        dtype_reason = "the GPU computes bfloat16 natively, and bfloat16 needs no loss scaling"
+    elif kind == "cuda":
+        dtype, scaler = torch.float16, True
+        dtype_reason = "this GPU has no native bfloat16; float16 needs a gradient scaler"
+    elif kind == "mps":
+        dtype, scaler = None, False
+        dtype_reason = "autocast on MPS is incomplete; float32 is the safe choice"
+    else:
+        dtype, scaler = None, False
+        dtype_reason = "on most CPUs autocast to bfloat16 is slower, not faster"
+
+    if force_compile is not None:
+        comp = force_compile
+        comp_reason = "forced by COURSE_COMPILE / compile"
+        if comp and not caps.dynamo_supported:
+            raise ValueError(
+                f"compile=1 (COURSE_COMPILE) but torch.compile does not support Python "
+                f"{caps.python_version[0]}.{caps.python_version[1]} with torch "
+                f"{caps.torch_version}"
+            )
+    elif not caps.dynamo_supported:
+        comp, comp_reason = False, "torch.compile does not support this Python and torch pair"
+    elif kind != "cuda":
+        comp = False
+        comp_reason = (
+            "on the CPU and MPS, compile time outweighs the gain for the course's small models"
+        )
+    elif not caps.platform.startswith("linux"):
+        comp, comp_reason = False, "Triton, its GPU backend, runs on Linux only"
+    elif not caps.triton_available:
+        comp, comp_reason = False, "Triton, its GPU backend, is not installed"
+    elif cc < (7, 0):
+        comp, comp_reason = False, f"Triton needs compute capability >= 7.0, got {cc}"
+    else:
+        comp, comp_reason = True, "CUDA on Linux with Triton: fused kernels pay off"
+
+    return DevicePlan(
+        device=dev,
+        reason=reason,
+        autocast_dtype=dtype,
+        dtype_reason=dtype_reason,
+        grad_scaler=scaler,
+        compile=comp,
+        compile_reason=comp_reason,
+        tf32=kind == "cuda" and cc >= (8, 0),
+        capabilities=caps,
+    )
+
+
+def plan(device: str | None = None, compile: str | bool | None = None) -> DevicePlan:
+    """Decide for this machine. Arguments override COURSE_DEVICE and COURSE_COMPILE."""
+    if device is None:
+        device = os.environ.get("COURSE_DEVICE") or "auto"
+        try:
+            _parse_device(device, "COURSE_DEVICE")
+        except ValueError as e:
+            raise ValueError(f"environment variable {e}") from None
+    if compile is None:
+        compile = os.environ.get("COURSE_COMPILE") or "auto"
+        try:
+            _parse_compile(compile, "COURSE_COMPILE")
+        except ValueError as e:
+            raise ValueError(f"environment variable {e}") from None
+    return decide(Capabilities.probe(), device=device, compile=compile)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> int:
+    """Seed Python's `random`, NumPy's global generator and torch (CPU, CUDA, MPS).
+
+    deterministic=True also asks torch for deterministic kernels (warning where none exists).
+    Returns the seed, so a notebook can print what it used.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32) (NumPy's range), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA and MPS device
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return seed
+
+
+def _memory_bytes() -> tuple[int | None, int | None]:
+    """(total, available) system memory in bytes; None where the OS does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {ln.split(":")[0]: int(ln.split()[1]) * 1024 for ln in f if ":" in ln}
+        return info.get("MemTotal"), info.get("MemAvailable")
+    except OSError:
+        pass
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    return total, None
+
+
+def _gib(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def describe_environment(device_plan: DevicePlan | None = None) -> dict[str, str]:
+    """Versions, hardware and the device decision, as printable strings."""
+    import course_lib
+
+    p = device_plan if device_plan is not None else plan()
+    caps = p.capabilities or Capabilities.probe()
+    total, available = _memory_bytes()
+    env = {
+        "course_lib": course_lib.__version__,
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu cores": str(os.cpu_count()),
+        "torch threads": str(torch.get_num_threads()),
+        "memory": f"{_gib(total)} total, {_gib(available)} available",
+        "device": p.device,
+        "device reason": p.reason,
+        "autocast dtype": str(p.autocast_dtype).replace("torch.", "")
+        if p.autocast_dtype
+        else "none (float32)",
+        "torch.compile": "on" if p.compile else f"off ({p.compile_reason})",
+    }
+    if caps.cuda_available:
+        free, tot = torch.cuda.mem_get_info()
+        env["gpu"] = f"{caps.cuda_name}, compute capability {caps.cuda_capability}"
+        env["gpu memory"] = f"{_gib(tot)} total, {_gib(free)} free"
+        env["cuda"] = str(torch.version.cuda)
+    if p.type == "mps":
+        rec = getattr(getattr(torch, "mps", None), "recommended_max_memory", None)
+        env["gpu memory"] = _gib(rec()) + " recommended maximum" if rec else "unknown"
+    return env
+
+
+def main() -> None:
+    """`python -m course_lib.device`: print the environment and the device plan."""
+    p = plan()
+    for key, value in describe_environment(p).items():
+        print(f"{key:15s} {value}")
+    print()
+    print(p.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+#!/usr/bin/env python3
+"""The course's one entry point: set up, open, test, re-execute and re-pin.
+
+    python3 tools/course.py lab       # open the course in JupyterLab (sets itself up first)
+    python3 tools/course.py test      # lint + unit tests + every notebook under strict nbval
+    python3 tools/course.py execute   # re-run notebooks (ci profile) and store their outputs
+    python3 tools/course.py lock      # upgrade constraints.txt, re-execute, test
+    python3 tools/course.py setup     # only create / update the virtual environment
+
+Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
+the torch choice; the check is a hash, so the second run installs nothing. This file uses only
+the standard library and old-Python syntax on purpose: it must be able to run under whatever
+`python3` a machine has, if only to say how to get a suitable one.
+
+Environment variables (all optional):
+    COURSE_PYTHON            interpreter for the virtual environment (default: the newest found)
+    COURSE_TORCH             torch requirement (default "torch", pinned by constraints.txt)
+    COURSE_TORCH_INDEX       package index for torch, e.g. https://download.pytorch.org/whl/cpu
+    COURSE_CONSTRAINTS       "none" to install without constraints.txt
+    COURSE_STRICT_CONSTRAINTS  "1": fail instead of falling back when the pins do not install (CI)
+    COURSE_VENV              where the virtual environment lives (default: .venv in the clone)
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONSTRAINTS = os.path.join(REPO, "constraints.txt")
+MIN_PYTHON = (3, 10)
+CANDIDATES = ["python3.13", "python3.12", "python3.11", "python3.10", "python3", "python"]
+LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "conftest.py"]
+
+
+def say(msg):
+    print("[course] " + msg, flush=True)
+
+
+def venv_dir():
+    return os.environ.get("COURSE_VENV") or os.path.join(REPO, ".venv")
+
+
+def venv_python():
+    sub = "Scripts" if os.name == "nt" else "bin"
+    exe = "python.exe" if os.name == "nt" else "python"
+    return os.path.join(venv_dir(), sub, exe)
+
+
+def kernels_dir():
+    """A Jupyter data dir holding the course's `python3` kernelspec (see write_kernelspec)."""
+    return os.path.join(venv_dir(), "share", "course-jupyter")
+
+
+# --------------------------------------------------------------------------- python checks
+
+
+def python_version(exe):
+    """(major, minor) of an interpreter, or None when it does not run."""
+    try:
+        out = subprocess.run(
+            [exe, "-c", "import sys; print('%d %d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    major, minor = out.stdout.split()
+    return int(major), int(minor)
+
+
+def python_fix_message(found):
+    """The exact commands that get a Python >= 3.10 on this kind of machine."""
+    system = platform.system()
+    lines = [
+        "This course needs Python %d.%d or newer; found: %s."
+        % (MIN_PYTHON + (", ".join(found) or "none",)),
+        "Install one, then run the same command again:",
+    ]
+    if system == "Darwin":
+        lines += [
+            "  brew install python@3.12        # Homebrew, or the installer from python.org",
+            "  COURSE_PYTHON=python3.12 python3 tools/course.py lab   # if python3 stays older",
+        ]
+    elif system == "Linux":
+        lines += [
+            "  Debian/Ubuntu: sudo apt install python3.12 python3.12-venv (22.04: python3.11)",
+            "  Fedora:        sudo dnf install python3.12",
+            "  any Linux:     conda env create -f environment.yml   (see README, 'Other set-ups')",
+            "  then, if python3 stays older: COURSE_PYTHON=python3.12 python3 tools/course.py lab",
+        ]
+    else:
+        lines += ["  On Windows use WSL2 (Ubuntu) or conda: see README, 'Other set-ups'."]
+    return "\n".join(lines)
+
+
+def venv_fix_message(exe, version):
+    """The exact fix when `venv` or `ensurepip` is missing (Debian splits them out)."""
+    tag = "%d.%d" % version
+    return "\n".join(
+        [
+            "%s (Python %s) cannot create virtual environments: 'venv' or 'ensurepip' is missing."
+            % (exe, tag),
+            "Fix:",
+            "  Debian/Ubuntu: sudo apt install python%s-venv" % tag,
+            "  Fedora:        sudo dnf install python%s" % tag.replace(".", ""),
+            "  conda:         conda install pip   (or use environment.yml)",
+            "  macOS:         reinstall Python from python.org or with brew install python@%s"
+            % tag,
+        ]
+    )
+
+
+def find_python():
+    """The interpreter for the virtual environment: COURSE_PYTHON, else the newest suitable."""
+    wanted = os.environ.get("COURSE_PYTHON")
+    candidates = [wanted] if wanted else [sys.executable] + CANDIDATES
+    found = []
+    best = None
+    for name in candidates:
+        exe = shutil.which(name) or (name if os.path.isfile(name) else None)
+        if not exe:
+            continue
+        version = python_version(exe)
+        if version is None:
+            continue
+        found.append("%s %d.%d" % ((name,) + version))
+        if version >= MIN_PYTHON and (best is None or version > best[1]):
+            best = (exe, version)
+    if best is None:
+        raise SystemExit(python_fix_message(found))
+    exe, version = best
+    probe = subprocess.run(
+        [exe, "-c", "import venv, ensurepip"], capture_output=True, text=True, timeout=60
+    )
+    if probe.returncode != 0:
+        raise SystemExit(venv_fix_message(exe, version))
+    return exe, version
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def torch_requirement():
+    return os.environ.get("COURSE_TORCH", "torch").strip() or "torch"
+
+
+def use_constraints():
+    return os.path.isfile(CONSTRAINTS) and os.environ.get("COURSE_CONSTRAINTS") != "none"
+
+
+def strict_constraints():
+    return os.environ.get("COURSE_STRICT_CONSTRAINTS") == "1"
+
+
+def env_fingerprint(version):
+    """What the installed environment depends on; a change means 'install again'."""
+    h = hashlib.sha256()
+    for path in (os.path.join(REPO, "pyproject.toml"), CONSTRAINTS):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                h.update(f.read())
+    for part in (
+        torch_requirement(),
+        os.environ.get("COURSE_TORCH_INDEX", ""),
+        os.environ.get("COURSE_CONSTRAINTS", ""),
+        "%d.%d" % version,
+        REPO,
+    ):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()
+
+
+def stamp_path():
+    return os.path.join(venv_dir(), "course-env.json")
+
+
+def pip(args, constraints):
+    cmd = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check"]
+    if constraints:
+        cmd += ["-c", CONSTRAINTS]
+    cmd += args
+    say(" ".join(cmd[2:]))
+    return subprocess.run(cmd, cwd=REPO).returncode
+
+
+def install(constraints):
+    torch_args = [torch_requirement()]
+    index = os.environ.get("COURSE_TORCH_INDEX")
+    if index:
+        torch_args += ["--index-url", index]
+    # torch first, from its own index if one is set; then the course and its extras.
+    if pip(torch_args, constraints) != 0:
+        return False
+    return pip(["-e", ".[dev]"], constraints) == 0
+
+
+def write_kernelspec():
+    """A `python3` kernelspec that runs the venv's Python.
+
+    The execute command and the lab put this folder first on JUPYTER_PATH, so a user-level
+    `python3` kernelspec (say, from another Python) cannot silently take over. "python" as
+    argv[0] is replaced by the server's own interpreter (jupyter_client does this).
+    """
+    spec_dir = os.path.join(kernels_dir(), "kernels", "python3")
+    os.makedirs(spec_dir, exist_ok=True)
+    spec = {
+        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (course .venv)",
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+        json.dump(spec, f, indent=1)
+
+
+def ensure_env(quiet=False):
+    """Create or update .venv so that it matches the repo's files; idempotent."""
+    exe, version = find_python()
+    fingerprint = env_fingerprint(version)
+    vpy = venv_python()
+    if os.path.isfile(stamp_path()) and os.path.isfile(vpy):
+        with open(stamp_path()) as f:
+            if json.load(f).get("fingerprint") == fingerprint and python_version(vpy) == version:
+                if not quiet:
+                    say("environment up to date: " + venv_dir())
+                return vpy
+    if os.path.isdir(venv_dir()) and python_version(vpy) != version:
+        say("recreating %s for Python %d.%d" % ((venv_dir(),) + version))
+        shutil.rmtree(venv_dir())
+    if not os.path.isfile(vpy):
+        say("creating %s with %s (Python %d.%d)" % ((venv_dir(), exe) + version))
+        subprocess.run([exe, "-m", "venv", venv_dir()], check=True)
+    start = time.time()
+    constraints = use_constraints()
+    ok = install(constraints)
+    if not ok and constraints:
+        if strict_constraints():
+            raise SystemExit("install with constraints.txt failed (COURSE_STRICT_CONSTRAINTS=1)")
+        say(
+            "the pinned versions in constraints.txt do not install here (they were made on "
+            "Linux x86-64, see its header); installing the newest compatible versions instead. "
+            "A few stored notebook outputs may then differ in their last digits."
+        )
+        ok = install(False)
+    if not ok:
+        raise SystemExit("pip install failed; see the messages above")
+    write_kernelspec()
+    with open(stamp_path(), "w") as f:
+        json.dump({"fingerprint": fingerprint, "constraints": constraints}, f)
+    say("environment ready in %.0f s: %s" % (time.time() - start, venv_dir()))
+    return vpy
+
+
+def course_env():
+    """Environment for everything run inside the venv."""
+    env = dict(os.environ)
+    bindir = os.path.dirname(venv_python())
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["VIRTUAL_ENV"] = venv_dir()
+    env["JUPYTER_PATH"] = kernels_dir() + (
+        os.pathsep + env["JUPYTER_PATH"] if env.get("JUPYTER_PATH") else ""
+    )
+    env.pop("PYTHONHOME", None)
+    return env
+
+
+def run(cmd, **kw):
+    say(" ".join(cmd))
+    return subprocess.run(cmd, cwd=REPO, env=course_env(), **kw).returncode
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_setup(args):
+    ensure_env()
+    return 0
+
+
+def cmd_lab(args):
+    """Open the course: JupyterLab serving notebooks/ on localhost with the venv's kernel."""
+    vpy = ensure_env(quiet=True)
+    port, browser, extra = None, True, []
+    it = iter(args)
+    for a in it:
+        if a == "--port":
+            port = next(it, None)
+        elif a.startswith("--port="):
+            port = a.split("=", 1)[1]
+        elif a == "--no-browser":
+            browser = False
+        else:
+            extra.append(a)
+    cmd = [
+        vpy,
+        "-m",
+        "jupyterlab",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.root_dir=" + os.path.join(REPO, "notebooks"),
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if port is not None:
+        if not str(port).isdigit():
+            raise SystemExit("--port expects a number, got %r" % (port,))
+        cmd.append("--ServerApp.port=" + str(port))
+    if not browser:
+        cmd.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI run as root; Jupyter refuses otherwise
+    cmd += extra
+    say("opening the course: " + " ".join(cmd[1:]))
+    env = course_env()
+    os.chdir(REPO)
+    if os.name == "nt":
+        return subprocess.run(cmd, env=env).returncode
+    os.execve(vpy, cmd, env)
+    return 0
+
+
+def cmd_test(args):
+    """Lint, then pytest: unit tests and every notebook through strict nbval."""
+    vpy = ensure_env(quiet=True)
+    start = time.time()
+    failed = []
+    if run([vpy, "-m", "ruff", "check"] + LINT_PATHS) != 0:
+        failed.append("ruff check")
+    if run([vpy, "-m", "ruff", "format", "--check"] + LINT_PATHS) != 0:
+        failed.append("ruff format (run: python3 tools/course.py format)")
+    lint_s = time.time() - start
+    code = run([vpy, "-m", "pytest"] + list(args))
+    if code == 5:
+        failed.append("pytest collected no tests")
+    elif code != 0:
+        failed.append("pytest")
+    say("lint %.0f s, total %.0f s" % (lint_s, time.time() - start))
+    if failed:
+        say("FAILED: " + ", ".join(failed))
+        return 1
+    return 0
+
+
+def cmd_format(args):
+    vpy = ensure_env(quiet=True)
+    run([vpy, "-m", "ruff", "check", "--fix", "--exit-zero"] + LINT_PATHS)
+    return run([vpy, "-m", "ruff", "format"] + LINT_PATHS)
+
+
+def cmd_execute(args):
+    """Format, then execute notebooks in the ci profile, store outputs, record run times."""
+    vpy = ensure_env(quiet=True)
+    return run([vpy, os.path.join(REPO, "tools", "notebooks.py"), "execute"] + list(args))
+
+
+def cmd_render(args):
+    vpy = ensure_env(quiet=True)
+    return run([vpy, os.path.join(REPO, "tools", "coursemap.py"), "render"] + list(args))
+
+
+def cmd_lock(args):
+    """Re-pin constraints.txt to the newest releases, then re-execute the notebooks and test.
+
+    torch keeps its pinned version unless --torch VERSION is given: a new torch changes
+    numbers in stored outputs, so moving it is a deliberate step.
+    """
+    torch_version, verify = None, True
+    rest = list(args)
+    while rest:
+        a = rest.pop(0)
+        if a == "--torch" and rest:
+            torch_version = rest.pop(0)
+        elif a == "--no-verify":
+            verify = False
+        else:
+            raise SystemExit("usage: course.py lock [--torch VERSION] [--no-verify]")
+    vpy = ensure_env(quiet=True)
+    probe = subprocess.run(
+        [vpy, "-c", "import torch; print(torch.__version__.split('+')[0])"],
+        capture_output=True,
+        text=True,
+    )
+    torch_version = torch_version or probe.stdout.strip()
+    exe, version = find_python()
+    scratch = os.path.join(REPO, "build", "lock-venv")
+    if os.path.isdir(scratch):
+        shutil.rmtree(scratch)
+    subprocess.run([exe, "-m", "venv", scratch], check=True)
+    spy = os.path.join(scratch, "bin", "python")
+    torch_args = ["torch==" + torch_version]
+    if os.environ.get("COURSE_TORCH_INDEX"):
+        torch_args += ["--index-url", os.environ["COURSE_TORCH_INDEX"]]
+    for extra in (torch_args, ["-e", ".[dev]"]):
+        if subprocess.run([spy, "-m", "pip", "install", "-q"] + extra, cwd=REPO).returncode:
+            raise SystemExit("lock: pip install failed")
+    frozen = subprocess.run(
+        [spy, "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    pins = []
+    for line in frozen.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or " @ " in line or line.startswith("-e"):
+            continue
+        name, _, ver = line.partition("==")
+        pins.append("%s==%s" % (name, ver.split("+")[0]))  # "2.13.0+cpu" -> "2.13.0"
+    header = [
+        "# Full pin set for CI, the execute command and the test command.",
+        "# Made by `python3 tools/course.py lock` on %s, Python %s, %s."
+        % (
+            platform.system() + " " + platform.machine(),
+            platform.python_version(),
+            time.strftime("%Y-%m-%d"),
+        ),
+        "# Stored notebook outputs were produced against exactly these versions.",
+    ]
+    with open(CONSTRAINTS, "w") as f:
+        f.write("\n".join(header + sorted(pins, key=str.lower)) + "\n")
+    shutil.rmtree(scratch)
+    say("wrote %s (%d pins)" % (CONSTRAINTS, len(pins)))
+    if not verify:
+        return 0
+    code = cmd_execute([])
+    return code or cmd_test([])
+
+
+COMMANDS = {
+    "setup": cmd_setup,
+    "lab": cmd_lab,
+    "test": cmd_test,
+    "format": cmd_format,
+    "execute": cmd_execute,
+    "render": cmd_render,
+    "lock": cmd_lock,
+}
+
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        print("unknown command %r; expected one of: %s" % (argv[:1], ", ".join(COMMANDS)))
+        return 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

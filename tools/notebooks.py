@@ -1,0 +1,224 @@
+"""Executing notebooks and keeping them clean: the only writer of stored outputs.
+
+    python tools/notebooks.py execute [notebooks/NN_name.ipynb ...]   # default: all of them
+    python tools/notebooks.py check   [notebooks ...]                  # hygiene report
+
+(`python3 tools/course.py execute` runs the first inside the course's virtual environment.)
+
+`execute` formats the notebooks with ruff, runs each top to bottom in a fresh kernel in the
+`ci` profile with exactly the environment that nbval gets (KERNEL_ENV, also applied by the
+repo's conftest.py), cleans the metadata, writes the notebook, and records the measured run
+time in the course map. Stored outputs are the reference that strict nbval compares against,
+so they must never come from anywhere else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+
+# The kernel environment for stored outputs and for nbval alike (conftest.py applies it).
+KERNEL_ENV = {
+    "COURSE_PROFILE": "ci",  # smallest sizes, one torch thread
+    "COURSE_DEVICE": "cpu",  # stored outputs come from the CPU, whatever the machine has
+    "TQDM_DISABLE": "1",  # progress bars are for people; their timings would break nbval
+    "PYTHONHASHSEED": "0",  # stable set and dict-of-str ordering
+    "IPYKERNEL_CELL_NAME": "<IPY-INPUT>",  # stable file name in warnings and tracebacks
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences the debugger's frozen-modules note
+    "JUPYTER_PLATFORM_DIRS": "1",  # silences jupyter_core's path deprecation warning
+}
+
+MAX_OUTPUT_BYTES = 300_000  # one output (a figure is 20-80 kB)
+MAX_NOTEBOOK_OUTPUT_BYTES = 1_500_000  # all outputs of one notebook
+ALLOWED_NB_METADATA = {"kernelspec", "language_info"}
+ALLOWED_CELL_METADATA = {"tags"}
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
+# Absolute paths that give away a machine or a person.
+PATH_PATTERNS = [
+    r"/home/[A-Za-z0-9_.-]+",
+    r"/Users/[A-Za-z0-9_.-]+",
+    r"/root/",
+    r"[A-Za-z]:\\\\Users\\\\",
+    r"/tmp/ipykernel_\d+",
+    r"/private/var/folders/",
+]
+COMMON_USER_NAMES = {"root", "runner", "user", "jovyan", "ubuntu", "admin", "vscode"}
+
+
+def notebook_paths(args: list[str] | None = None) -> list[Path]:
+    if args:
+        return [Path(a).resolve() for a in args]
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def clean(nb: dict) -> dict:
+    """Canonical metadata, tags-only cell metadata and stable cell ids (outputs untouched)."""
+    nb["metadata"] = {"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)}
+    nb["nbformat"], nb["nbformat_minor"] = 4, 5
+    for i, cell in enumerate(nb["cells"]):
+        tags = cell.get("metadata", {}).get("tags")
+        cell["metadata"] = {"tags": tags} if tags else {}
+        cell["id"] = f"c{i:03d}"
+        for out in cell.get("outputs", []):
+            out.pop("transient", None)
+            if out.get("output_type") == "error":
+                # Frames name files by absolute path; nbval compares only the exception's
+                # type and value, and a reader wants the message, so keep just that.
+                out["traceback"] = [f"{out['ename']}: {out['evalue']}"]
+    return nb
+
+
+def _output_bytes(out: dict) -> int:
+    return len(json.dumps(out))
+
+
+def problems(nb: dict, name: str = "notebook") -> list[str]:
+    """Every way a stored notebook breaks the course's hygiene rules (empty list: clean)."""
+    found = []
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    counts = [c.get("execution_count") for c in code]
+    if counts != list(range(1, len(code) + 1)):
+        found.append(
+            f"{name}: execution counts {counts[:10]} are not 1..{len(code)}: "
+            "not one top-to-bottom run by the execute command"
+        )
+    for i, c in enumerate(code):
+        if not "".join(c.get("source", "")).strip():
+            found.append(f"{name}: code cell {i + 1} is empty")
+    extra = set(nb.get("metadata", {})) - ALLOWED_NB_METADATA
+    if extra:
+        found.append(f"{name}: notebook metadata has {sorted(extra)}")
+    ks = nb.get("metadata", {}).get("kernelspec", {})
+    if ks.get("name") != "python3":
+        found.append(f"{name}: kernelspec name is {ks.get('name')!r}, expected 'python3'")
+    if "version" in nb.get("metadata", {}).get("language_info", {}):
+        found.append(f"{name}: language_info records a Python version")
+    for i, c in enumerate(nb.get("cells", [])):
+        extra = set(c.get("metadata", {})) - ALLOWED_CELL_METADATA
+        if extra:
+            found.append(f"{name}: cell {i} metadata has {sorted(extra)}")
+    text = json.dumps(nb, ensure_ascii=False)
+    for pat in PATH_PATTERNS + [re.escape(str(REPO)), re.escape(sys.prefix)]:
+        m = re.search(pat, text)
+        if m:
+            found.append(f"{name}: absolute path or user name {m.group(0)!r}")
+    user = getpass.getuser()
+    if len(user) >= 3 and user.lower() not in COMMON_USER_NAMES:
+        if re.search(rf"\b{re.escape(user)}\b", text):
+            found.append(f"{name}: the user name {user!r} appears")
+    total = 0
+    for i, c in enumerate(code):
+        tags = c.get("metadata", {}).get("tags", [])
+        for out in c.get("outputs", []):
+            size = _output_bytes(out)
+            total += size
+            if size > MAX_OUTPUT_BYTES:
+                found.append(f"{name}: code cell {i + 1} has a {size // 1000} kB output")
+            if out.get("output_type") == "error" and "raises-exception" not in tags:
+                found.append(
+                    f"{name}: code cell {i + 1} stores an error but has no raises-exception tag"
+                )
+    if total > MAX_NOTEBOOK_OUTPUT_BYTES:
+        found.append(f"{name}: outputs total {total // 1000} kB")
+    return found
+
+
+def machine_description() -> str:
+    import torch
+
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def execute_one(path: Path) -> float:
+    """Run one notebook top to bottom in a fresh kernel, clean it, write it; seconds taken."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nb = clean(nb)
+    bad = problems(nb, path.name)
+    if bad:
+        raise SystemExit("refusing to store outputs:\n  " + "\n  ".join(bad))
+    nbformat.validate(nb)
+    tmp = path.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(path)
+    return seconds
+
+
+def execute(paths: list[Path]) -> int:
+    sys.path.insert(0, str(REPO / "tools"))
+    import coursemap
+
+    os.environ.update(KERNEL_ENV)
+    rel = [str(p.relative_to(REPO)) for p in paths]
+    # Format first: a reformatted source line can change an output (a warning echoes it).
+    subprocess.run([sys.executable, "-m", "ruff", "check", "--fix", "--quiet", *rel], cwd=REPO)
+    subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", *rel], cwd=REPO, check=True)
+    cmap = coursemap.load_course_map(coursemap.COURSE_MAP)
+    machine = machine_description()
+    today = datetime.date.today().isoformat()
+    for path in paths:
+        print(f"executing {path.name} ...", flush=True)
+        seconds = execute_one(path)
+        print(f"  {seconds:.1f} s", flush=True)
+        coursemap.record_run_time(cmap, path.name, "ci", seconds, machine, today)
+        coursemap.write_course_map(cmap)
+    coursemap.render_readme(cmap)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["execute"]:
+        return execute(notebook_paths(argv[1:]))
+    if argv[:1] == ["check"]:
+        bad = [
+            p
+            for path in notebook_paths(argv[1:])
+            for p in problems(json.loads(path.read_text()), path.name)
+        ]
+        print("\n".join(bad) or "all notebooks clean")
+        return 1 if bad else 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
