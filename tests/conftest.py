@@ -11,6 +11,6 @@ sys.path.insert(0, str(REPO / "tools"))
 
 # CI and the test command: the same examples every run, no per-example deadline (a shared
 # 2-core machine has slow moments). HYPOTHESIS_PROFILE=dev explores new random examples.
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -221,18 +221,39 @@ def write_kernelspec():
         json.dump(spec, f, indent=1)
 
 
-def ensure_env(quiet=False):
-    """Create or update .venv so that it matches the repo's files; idempotent."""
-    exe, version = find_python()
-    fingerprint = env_fingerprint(version)
+def existing_venv_version():
+    """The Python version of .venv when it exists, works and is new enough; else None."""
     vpy = venv_python()
-    if os.path.isfile(stamp_path()) and os.path.isfile(vpy):
+    version = python_version(vpy) if os.path.isfile(vpy) else None
+    if version is None or version < MIN_PYTHON:
+        return None
+    wanted = os.environ.get("COURSE_PYTHON")
+    if wanted:
+        exe = shutil.which(wanted) or wanted
+        if python_version(exe) != version:
+            return None  # COURSE_PYTHON asks for another interpreter: recreate
+    return version
+
+
+def ensure_env(quiet=False):
+    """Create or update .venv so that it matches the repo's files; idempotent.
+
+    An existing, working .venv keeps its interpreter (installing a newer Python later does not
+    silently rebuild it); COURSE_PYTHON naming another interpreter does.
+    """
+    vpy = venv_python()
+    version = existing_venv_version()
+    exe = None
+    if version is None:
+        exe, version = find_python()
+    fingerprint = env_fingerprint(version)
+    if exe is None and os.path.isfile(stamp_path()):
         with open(stamp_path()) as f:
-            if json.load(f).get("fingerprint") == fingerprint and python_version(vpy) == version:
+            if json.load(f).get("fingerprint") == fingerprint:
                 if not quiet:
                     say("environment up to date: " + venv_dir())
                 return vpy
-    if os.path.isdir(venv_dir()) and python_version(vpy) != version:
+    if exe is not None and os.path.isdir(venv_dir()):
         say("recreating %s for Python %d.%d" % ((venv_dir(),) + version))
         shutil.rmtree(venv_dir())
     if not os.path.isfile(vpy):
@@ -287,7 +308,6 @@ def cmd_setup(args):
 
 def cmd_lab(args):
     """Open the course: JupyterLab serving notebooks/ on localhost with the venv's kernel."""
-    vpy = ensure_env(quiet=True)
     port, browser, extra = None, True, []
     it = iter(args)
     for a in it:
@@ -299,6 +319,9 @@ def cmd_lab(args):
             browser = False
         else:
             extra.append(a)
+    if port is not None and not str(port).isdigit():
+        raise SystemExit("--port expects a number, got %r" % (port,))
+    vpy = ensure_env(quiet=True)
     cmd = [
         vpy,
         "-m",
@@ -309,8 +332,6 @@ def cmd_lab(args):
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if port is not None:
-        if not str(port).isdigit():
-            raise SystemExit("--port expects a number, got %r" % (port,))
         cmd.append("--ServerApp.port=" + str(port))
     if not browser:
         cmd.append("--no-browser")

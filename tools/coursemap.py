@@ -62,7 +62,8 @@ def toml_value(v) -> str:
     if isinstance(v, float):
         return repr(round(v, 2))
     if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+        # A JSON string is a TOML basic string, except that TOML also forbids a raw DEL.
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
