@@ -286,20 +286,22 @@ def decide(
     )
 
 
+def _from_env(name: str, parse) -> str:
+    """An environment variable's value ('auto' when unset), checked by `parse`."""
+    value = os.environ.get(name) or "auto"
+    try:
+        parse(value, name)
+    except ValueError as e:
+        raise ValueError(f"environment variable {e}") from None
+    return value
+
+
 def plan(device: str | None = None, compile: str | bool | None = None) -> DevicePlan:
     """Decide for this machine. Arguments override COURSE_DEVICE and COURSE_COMPILE."""
     if device is None:
-        device = os.environ.get("COURSE_DEVICE") or "auto"
-        try:
-            _parse_device(device, "COURSE_DEVICE")
-        except ValueError as e:
-            raise ValueError(f"environment variable {e}") from None
+        device = _from_env("COURSE_DEVICE", _parse_device)
     if compile is None:
-        compile = os.environ.get("COURSE_COMPILE") or "auto"
-        try:
-            _parse_compile(compile, "COURSE_COMPILE")
-        except ValueError as e:
-            raise ValueError(f"environment variable {e}") from None
+        compile = _from_env("COURSE_COMPILE", _parse_compile)
     return decide(Capabilities.probe(), device=device, compile=compile)
 
 
@@ -345,6 +347,11 @@ def describe_environment(device_plan: DevicePlan | None = None) -> dict[str, str
     """Versions, hardware and the device decision, as printable strings."""
     import course_lib
 
+    if device_plan is not None and not isinstance(device_plan, DevicePlan):
+        raise TypeError(
+            "device_plan must be a DevicePlan (from device.plan()), "
+            f"got {type(device_plan).__name__}"
+        )
     p = device_plan if device_plan is not None else plan()
     caps = p.capabilities or Capabilities.probe()
     total, available = _memory_bytes()

@@ -123,3 +123,24 @@ def test_kernelspec_runs_the_venv_python():
 def test_makefile_targets_call_the_tool(command):
     makefile = (REPO / "Makefile").read_text()
     assert f"{command}:\n\t$(PYTHON) tools/course.py {command}\n" in makefile
+
+
+def test_pins_from_freeze():
+    frozen = "\n".join(
+        [
+            "Torch==2.13.0+cpu",
+            "numpy==2.4.6",
+            "-e git+https://example.invalid/x#egg=llm-course-lib",
+            "mylib @ file:///somewhere/mylib.whl",
+            "# a comment",
+            "",
+            "anyio==4.16.0",
+        ]
+    )
+    assert course.pins_from_freeze(frozen) == ["anyio==4.16.0", "numpy==2.4.6", "Torch==2.13.0"]
+
+
+def test_the_python_running_the_command_is_preferred(monkeypatch):
+    monkeypatch.delenv("COURSE_PYTHON", raising=False)
+    exe, version = course.find_python()
+    assert exe == sys.executable and version == sys.version_info[:2]

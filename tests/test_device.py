@@ -299,6 +299,11 @@ def test_describe_environment():
     assert "GiB total" in env["memory"]
 
 
+def test_describe_environment_bad_input():
+    with pytest.raises(TypeError, match="device_plan must be a DevicePlan"):
+        device.describe_environment("cuda")
+
+
 def test_module_prints_the_plan_in_a_terminal():
     out = subprocess.run(
         [sys.executable, "-m", "course_lib.device"],

@@ -59,6 +59,11 @@ def test_activate_ci_uses_one_thread():
         torch.set_num_threads(before)
 
 
+def test_activate_bad_name():
+    with pytest.raises(ValueError, match="name must be one of ci, cpu, gpu; got 'laptop'"):
+        profile.activate("laptop")
+
+
 def test_activate_cpu_leaves_threads_alone():
     before = torch.get_num_threads()
     assert profile.activate("cpu").threads is None

@@ -119,9 +119,18 @@ def venv_fix_message(exe, version):
 
 
 def find_python():
-    """The interpreter for the virtual environment: COURSE_PYTHON, else the newest suitable."""
+    """The interpreter for a new virtual environment.
+
+    COURSE_PYTHON if set; else the Python running this command (the `python3` the user typed)
+    when it is new enough; else the newest suitable one on PATH.
+    """
     wanted = os.environ.get("COURSE_PYTHON")
-    candidates = [wanted] if wanted else [sys.executable] + CANDIDATES
+    if wanted:
+        candidates = [wanted]
+    elif sys.version_info[:2] >= MIN_PYTHON:
+        candidates = [sys.executable]
+    else:
+        candidates = CANDIDATES
     found = []
     best = None
     for name in candidates:
@@ -386,6 +395,20 @@ def cmd_render(args):
     return run([vpy, os.path.join(REPO, "tools", "coursemap.py"), "render"] + list(args))
 
 
+def pins_from_freeze(frozen):
+    """Exact pins from `pip freeze` output, sorted; local labels dropped ('2.13.0+cpu' ->
+    '2.13.0', which a CUDA or CPU build of that version both satisfy); editable and direct-URL
+    lines skipped."""
+    pins = []
+    for line in frozen.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "-e")) or " @ " in line or "==" not in line:
+            continue
+        name, _, ver = line.partition("==")
+        pins.append("%s==%s" % (name.strip(), ver.split("+")[0].strip()))
+    return sorted(pins, key=str.lower)
+
+
 def cmd_lock(args):
     """Re-pin constraints.txt to the newest releases, then re-execute the notebooks and test.
 
@@ -428,13 +451,7 @@ def cmd_lock(args):
         check=True,
         cwd=REPO,
     ).stdout
-    pins = []
-    for line in frozen.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or " @ " in line or line.startswith("-e"):
-            continue
-        name, _, ver = line.partition("==")
-        pins.append("%s==%s" % (name, ver.split("+")[0]))  # "2.13.0+cpu" -> "2.13.0"
+    pins = pins_from_freeze(frozen)
     header = [
         "# Full pin set for CI, the execute command and the test command.",
         "# Made by `python3 tools/course.py lock` on %s, Python %s, %s."
@@ -446,7 +463,7 @@ def cmd_lock(args):
         "# Stored notebook outputs were produced against exactly these versions.",
     ]
     with open(CONSTRAINTS, "w") as f:
-        f.write("\n".join(header + sorted(pins, key=str.lower)) + "\n")
+        f.write("\n".join(header + pins) + "\n")
     shutil.rmtree(scratch)
     say("wrote %s (%d pins)" % (CONSTRAINTS, len(pins)))
     if not verify:
