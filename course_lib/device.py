@@ -203,8 +203,8 @@ def decide(
         elif caps.mps_available:
             dev = "cpu"
             reason = (
-                f"Apple MPS is available, but torch {caps.torch_version} < 2.9 computes some "
-                "operations wrongly on MPS; using the CPU (upgrade torch to use the GPU)"
+                f"Apple MPS is available, but torch {caps.torch_version} < 2.9 has known "
+                "correctness problems on MPS; using the CPU (upgrade torch to use the GPU)"
             )
         else:
             dev, reason = "cpu", "no CUDA or Apple MPS device found"
@@ -246,7 +246,7 @@ def decide(
         dtype_reason = "autocast on MPS is incomplete; float32 is the safe choice"
     else:
         dtype, scaler = None, False
-        dtype_reason = "on most CPUs autocast to bfloat16 is slower, not faster"
+        dtype_reason = "the course keeps CPU runs in full precision"
 
     if force_compile is not None:
         comp = force_compile
@@ -262,7 +262,8 @@ def decide(
     elif kind != "cuda":
         comp = False
         comp_reason = (
-            "on the CPU and MPS, compile time outweighs the gain for the course's small models"
+            "off by default on the CPU and MPS, where the course's runs are short "
+            "(COURSE_COMPILE=1 turns it on)"
         )
     elif not caps.platform.startswith("linux"):
         comp, comp_reason = False, "Triton, its GPU backend, runs on Linux only"

@@ -124,7 +124,7 @@ def test_caps_must_be_capabilities():
         (caps(**{**CUDA_BF16.__dict__, "triton_available": False}), "not installed"),
         (caps(**{**CUDA_BF16.__dict__, "cuda_capability": (6, 1)}), "capability >= 7.0"),
         (caps(**{**CUDA_BF16.__dict__, "dynamo_supported": False}), "does not support"),
-        (CPU_ONLY, "compile time outweighs"),
+        (CPU_ONLY, "off by default on the CPU and MPS"),
     ],
 )
 def test_compile_stays_off_where_it_does_not_pay(machine, expected_reason):
