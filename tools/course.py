@@ -132,6 +132,8 @@ def find_python():
     else:
         candidates = CANDIDATES
     found = []
+    if not wanted and sys.version_info[:2] < MIN_PYTHON:
+        found.append("%s %d.%d (running this command)" % ((sys.executable,) + sys.version_info[:2]))
     best = None
     for name in candidates:
         exe = shutil.which(name) or (name if os.path.isfile(name) else None)
@@ -201,6 +203,10 @@ def pip(args, constraints):
 
 
 def install(constraints):
+    # Distribution Pythons ship old pips (Debian 12: 23.0) whose resolver can wander into
+    # other torch builds; a current pip resolves the pinned set directly.
+    if pip(["--upgrade", "pip>=24.2"], False) != 0:
+        return False
     torch_args = [torch_requirement()]
     index = os.environ.get("COURSE_TORCH_INDEX")
     if index:
