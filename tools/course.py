@@ -34,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONSTRAINTS = os.path.join(REPO, "constraints.txt")
 MIN_PYTHON = (3, 10)
 CANDIDATES = ["python3.13", "python3.12", "python3.11", "python3.10", "python3", "python"]
-LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "conftest.py"]
+LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "conftest.py"]
 
 
 def say(msg):
