@@ -1,7 +1,7 @@
 # Thin aliases: the logic lives in tools/course.py, which also runs without make.
 PYTHON ?= python3
 
-.PHONY: lab test setup execute format render lock
+.PHONY: lab test setup execute format render lock students
 
 lab:
 	$(PYTHON) tools/course.py lab
@@ -17,3 +17,5 @@ render:
 	$(PYTHON) tools/course.py render
 lock:
 	$(PYTHON) tools/course.py lock
+students:
+	$(PYTHON) tools/course.py students

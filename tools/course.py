@@ -5,6 +5,7 @@
     python3 tools/course.py test      # lint + unit tests + every notebook under strict nbval
     python3 tools/course.py execute   # re-run notebooks (ci profile) and store their outputs
     python3 tools/course.py lock      # upgrade constraints.txt, re-execute, test
+    python3 tools/course.py students  # student notebooks (solutions stubbed) in build/students/
     python3 tools/course.py setup     # only create / update the virtual environment
 
 Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
@@ -396,6 +397,12 @@ def cmd_execute(args):
     return run([vpy, os.path.join(REPO, "tools", "notebooks.py"), "execute"] + list(args))
 
 
+def cmd_students(args):
+    """Student notebooks (solutions stubbed, outputs cleared) in build/students/."""
+    vpy = ensure_env(quiet=True)
+    return run([vpy, os.path.join(REPO, "tools", "notebooks.py"), "students"] + list(args))
+
+
 def cmd_render(args):
     vpy = ensure_env(quiet=True)
     return run([vpy, os.path.join(REPO, "tools", "coursemap.py"), "render"] + list(args))
@@ -484,6 +491,7 @@ COMMANDS = {
     "test": cmd_test,
     "format": cmd_format,
     "execute": cmd_execute,
+    "students": cmd_students,
     "render": cmd_render,
     "lock": cmd_lock,
 }

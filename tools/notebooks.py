@@ -2,6 +2,7 @@
 
     python tools/notebooks.py execute [notebooks/NN_name.ipynb ...]   # default: all of them
     python tools/notebooks.py check   [notebooks ...]                  # hygiene report
+    python tools/notebooks.py students [notebooks ...] [--out DIR]     # student versions
 
 (`python3 tools/course.py execute` runs the first inside the course's virtual environment.)
 
@@ -144,6 +145,73 @@ def problems(nb: dict, name: str = "notebook") -> list[str]:
     return found
 
 
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+STUB = 'raise NotImplementedError("Exercise: replace this line with your code")'
+
+
+def stub_solutions(source: str, where: str = "cell") -> str:
+    """The source with every solution block replaced by a stub that raises NotImplementedError.
+
+    A block runs from a `### BEGIN SOLUTION` line to a `### END SOLUTION` line and must sit
+    inside a function body (indented), so that the stubbed cell still runs: only calling the
+    function raises, and the checker turns that into "not yet".
+    """
+    out, inside, indent = [], False, ""
+    for n, line in enumerate(source.splitlines(keepends=True), start=1):
+        stripped = line.strip()
+        if stripped == BEGIN_SOLUTION:
+            if inside:
+                raise ValueError(f"{where}, line {n}: a solution block opens inside another")
+            indent = line[: len(line) - len(line.lstrip())]
+            if not indent:
+                raise ValueError(
+                    f"{where}, line {n}: a solution block must sit inside a function body"
+                )
+            inside = True
+            out.append(f"{indent}{STUB}\n")
+        elif stripped == END_SOLUTION:
+            if not inside:
+                raise ValueError(f"{where}, line {n}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"{where}: {BEGIN_SOLUTION} is never closed")
+    return "".join(out)
+
+
+def student_version(nb: dict, name: str = "notebook") -> dict:
+    """A copy of a notebook with its solutions stubbed and all outputs cleared."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        cell["source"] = stub_solutions(src, f"{name}, cell {i}")
+        cell["outputs"], cell["execution_count"] = [], None
+    return nb
+
+
+def write_students(paths: list[Path], out: Path) -> list[Path]:
+    """Student versions of the notebooks that have exercises, written to `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        if BEGIN_SOLUTION not in json.dumps(nb):
+            continue
+        target = out / path.name
+        target.write_text(
+            json.dumps(student_version(nb, path.name), indent=1, ensure_ascii=False) + "\n",
+            encoding="utf-8",
+        )
+        written.append(target)
+    return written
+
+
 def machine_description() -> str:
     import torch
 
@@ -208,6 +276,16 @@ def execute(paths: list[Path]) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["execute"]:
         return execute(notebook_paths(argv[1:]))
+    if argv[:1] == ["students"]:
+        rest = argv[1:]
+        out = REPO / "build" / "students"
+        if "--out" in rest:
+            i = rest.index("--out")
+            out = Path(rest[i + 1]).resolve()
+            rest = rest[:i] + rest[i + 2 :]
+        for p in write_students(notebook_paths(rest), out):
+            print(f"wrote {p}")
+        return 0
     if argv[:1] == ["check"]:
         bad = [
             p

@@ -1,0 +1,362 @@
+"""course_lib.check and the student versions: right answers pass, stubs get "not yet", and
+plausible wrong answers are rejected with a hint that names the mistake."""
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+
+import notebooks as nbtools
+from course_lib import check as C
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- exercise 1: softmax
+
+
+def softmax_solution(x):
+    z = x - x.max(dim=-1, keepdim=True).values
+    e = z.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def softmax_no_max_shift(x):
+    e = x.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def softmax_wrong_dim(x):
+    z = x - x.max(dim=0, keepdim=True).values
+    e = z.exp()
+    return e / e.sum(dim=0, keepdim=True)
+
+
+def softmax_stub(x):
+    raise NotImplementedError("Exercise: replace this line with your code")
+
+
+SOFTMAX = dict(
+    reference=lambda x: torch.softmax(x, dim=-1),
+    cases=[
+        C.case(torch.linspace(-2, 2, 10).reshape(2, 5), label="two rows"),
+        C.case(torch.randn(1, 7, generator=torch.Generator().manual_seed(0)), label="batch of one"),
+        C.case(torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(1)), label="3-D input"),
+        C.case(torch.tensor([[1e4, 0.0, -1e4]]), label="large logits"),
+    ],
+    mistakes=[
+        C.mistake(
+            "softmax without subtracting the row max",
+            "exp(10000) overflows to inf; subtract each row's max before exp (same result)",
+            softmax_no_max_shift,
+        ),
+        C.mistake(
+            "normalising over the wrong dimension",
+            "each row (the last dimension) must sum to 1: use dim=-1",
+            softmax_wrong_dim,
+        ),
+    ],
+)
+
+
+def test_softmax_solution_passes(capsys):
+    v = C.check(softmax_solution, **SOFTMAX)
+    assert v.passed and v.status == "passed"
+    assert capsys.readouterr().out == "softmax_solution: all 4 cases pass. Well done!\n"
+
+
+def test_softmax_stub_is_not_yet():
+    v = C.check(softmax_stub, **SOFTMAX, quiet=True)
+    assert v.status == "not yet" and "not yet" in v.message and "NotImplementedError" in v.message
+
+
+def test_softmax_without_max_shift_is_named():
+    v = C.check(softmax_no_max_shift, **SOFTMAX, quiet=True)
+    assert v.status == "wrong" and v.case == "large logits"
+    assert "3 of 4 cases pass" in v.message
+    assert "hint: this looks like softmax without subtracting the row max" in v.message
+    assert "expected: tensor of shape (1, 3), float32: [1, 0, 0]" in v.message
+    assert "got:      tensor of shape (1, 3), float32: [nan, 0, 0]" in v.message
+
+
+def test_softmax_over_the_wrong_dimension_is_named():
+    v = C.check(softmax_wrong_dim, **SOFTMAX, quiet=True)
+    assert v.status == "wrong" and v.case == "two rows"
+    assert "this looks like normalising over the wrong dimension" in v.message
+
+
+def test_the_verdict_never_shows_the_solution():
+    v = C.check(softmax_no_max_shift, **SOFTMAX, quiet=True)
+    for text in ("keepdim", "max(dim", ".exp()", "def "):
+        assert text not in v.message
+
+
+# ------------------------------------------------------------------------ exercise 2: causal mask
+
+
+def mask_solution(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.bool))
+
+
+def mask_off_by_one(T):
+    return torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=-1)
+
+
+def mask_future(T):
+    return torch.triu(torch.ones(T, T, dtype=torch.bool))
+
+
+MASK = dict(
+    reference=mask_solution,
+    cases=[C.case(1, label="one token"), C.case(2), C.case(5), C.case(8)],
+    mistakes=[
+        C.mistake(
+            "a causal mask off by one",
+            "position t may attend to itself: keep the diagonal (diagonal=0)",
+            mask_off_by_one,
+        ),
+        C.mistake(
+            "a mask that lets positions see the future",
+            "row t is the query: it may see columns 0..t, the lower triangle",
+            mask_future,
+        ),
+    ],
+)
+
+
+def test_mask_solution_passes():
+    assert C.check(mask_solution, **MASK, quiet=True).passed
+
+
+def test_mask_off_by_one_is_named():
+    v = C.check(mask_off_by_one, **MASK, quiet=True)
+    assert v.status == "wrong" and v.case == "one token"
+    assert "this looks like a causal mask off by one" in v.message
+    assert "at index (0, 0) expected True, got False" in v.message
+
+
+def test_mask_looking_at_the_future_is_named():
+    v = C.check(mask_future, **MASK, quiet=True)
+    assert (
+        v.status == "wrong"
+        and "this looks like a mask that lets positions see the future" in v.message
+    )
+
+
+def test_mask_with_the_wrong_dtype_gets_a_generic_hint():
+    v = C.check(lambda T: mask_solution(T).float(), **MASK, quiet=True, name="causal_mask")
+    assert "expected dtype bool, got float32" in v.message and "wrong dtype" in v.message
+
+
+# --------------------------------------------------------------------------- other verdicts
+
+
+def test_an_exception_becomes_a_verdict_quoting_the_learners_line(capsys):
+    def bad(x):
+        y = x * 2
+        return y[10]
+
+    v = C.check(bad, **SOFTMAX)
+    out = capsys.readouterr().out
+    assert v.status == "wrong" and "bad raised IndexError" in out
+    assert "(line 3 of bad: `return y[10]`)" in out
+    assert "Traceback" not in out
+
+
+def test_a_hang_is_a_verdict():
+    def hang(x):
+        while True:
+            pass
+
+    v = C.check(hang, **SOFTMAX, timeout=0.3, quiet=True)
+    assert v.status == "timeout" and "did not return within 0.3 s" in v.message
+
+
+def test_a_hang_is_a_verdict_outside_the_main_thread():
+    box = {}
+
+    def hang(x):
+        import time
+
+        time.sleep(2)
+
+    def run():
+        box["v"] = C.check(hang, **SOFTMAX, timeout=0.2, quiet=True)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(10)
+    assert box["v"].status == "timeout"
+
+
+def test_a_learner_except_exception_cannot_swallow_the_timeout():
+    def stubborn(x):
+        while True:
+            try:
+                while True:
+                    pass
+            except Exception:
+                pass
+
+    assert C.check(stubborn, **SOFTMAX, timeout=0.3, quiet=True).status == "timeout"
+
+
+def test_changing_the_input_in_place_is_caught():
+    def in_place(x):
+        x -= x.max(dim=-1, keepdim=True).values
+        return torch.softmax(x, dim=-1)
+
+    v = C.check(in_place, **SOFTMAX, quiet=True)
+    assert v.status == "wrong" and "changed in place" in v.message
+
+
+def test_wrong_shape_gets_a_generic_hint():
+    v = C.check(lambda x: softmax_solution(x).T, **SOFTMAX, quiet=True, name="softmax")
+    assert "expected shape (2, 5), got (5, 2)" in v.message and "wrong shape" in v.message
+
+
+def test_numbers_and_sequences():
+    cases = [C.case(3, 4), C.case(0.1, 0.2)]
+    assert C.check(lambda a, b: a + b, lambda a, b: a + b, cases, quiet=True).passed
+    v = C.check(lambda a, b: a - b, lambda a, b: a + b, cases, quiet=True, name="add")
+    assert "expected 7, got -1" in v.message
+    pairs = [C.case(torch.arange(4))]
+    ref = lambda t: (t.sum(), t.max())  # noqa: E731
+    assert C.check(lambda t: (t.sum(), t.max()), ref, pairs, quiet=True).passed
+    v = C.check(lambda t: (t.sum(), t.min()), ref, pairs, quiet=True, name="stats")
+    assert "item 1: expected 3, got 0" in v.message
+
+
+def test_verdict_displays_once_in_a_notebook():
+    v = C.Verdict("passed", "x: all 1 cases pass. Well done!")
+    assert v._ipython_display_() is None and str(v) == v.message
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, message",
+    [
+        (dict(fn=5), TypeError, "fn must be the function to check, got int"),
+        (dict(reference="softmax"), TypeError, "reference must be callable"),
+        (dict(cases=[]), ValueError, "cases must be a non-empty list"),
+        (dict(cases=[(1,)]), ValueError, "cases must be a non-empty list of check.case"),
+        (dict(mistakes=["oops"]), TypeError, "mistakes must be check.mistake"),
+        (dict(timeout=0), ValueError, "timeout must be a positive number of seconds, got 0"),
+    ],
+)
+def test_bad_input_to_check(kwargs, exc, message):
+    args = dict(fn=softmax_solution, **SOFTMAX)
+    args.update(kwargs)
+    with pytest.raises(exc, match=message):
+        C.check(quiet=True, **args)
+
+
+def test_mistake_needs_a_function():
+    with pytest.raises(TypeError, match="fn must be callable"):
+        C.mistake("x", "y", "not a function")
+
+
+# --------------------------------------------------------------------------- student versions
+
+EXERCISE_CELL = '''def softmax(x):
+    """Row-wise softmax of x: (..., n) -> (..., n)."""
+    ### BEGIN SOLUTION
+    z = x - x.max(dim=-1, keepdim=True).values
+    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
+    ### END SOLUTION'''
+
+
+def fixture_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Exercise fixture"),
+        nbformat.v4.new_code_cell("import torch\n\nfrom course_lib.check import case, check"),
+        nbformat.v4.new_code_cell(EXERCISE_CELL),
+        nbformat.v4.new_code_cell(
+            "check(softmax, lambda x: torch.softmax(x, dim=-1), [case(torch.randn(2, 3))])"
+        ),
+        # cells after an exercise use the library, never the learner's function
+        nbformat.v4.new_code_cell("print(torch.softmax(torch.zeros(1, 4), dim=-1).tolist())"),
+        # a hang inside a real kernel is interrupted and reported
+        nbformat.v4.new_code_cell(
+            "def hang(x):\n    while True:\n        pass\n\n\n"
+            "check(hang, lambda x: x, [case(1)], timeout=0.5)"
+        ),
+    ]
+    nb.metadata["kernelspec"] = dict(nbtools.KERNELSPEC)
+    return nb
+
+
+def test_stub_replaces_the_solution_block():
+    stubbed = nbtools.stub_solutions(EXERCISE_CELL)
+    assert stubbed.splitlines() == [
+        "def softmax(x):",
+        '    """Row-wise softmax of x: (..., n) -> (..., n)."""',
+        '    raise NotImplementedError("Exercise: replace this line with your code")',
+    ]
+    assert nbtools.stub_solutions("x = 1\n") == "x = 1\n"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n", "must sit inside a function body"),
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    ### END SOLUTION\n", "without ### BEGIN SOLUTION"),
+        ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n", "opens inside another"),
+    ],
+)
+def test_malformed_solution_blocks_are_named(source, message):
+    with pytest.raises(ValueError, match=message):
+        nbtools.stub_solutions(source, "fixture.ipynb, cell 2")
+
+
+def run_notebook(nb):
+    client = NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
+    )
+    client.execute()
+    return [
+        "".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    ]
+
+
+def test_solution_and_student_versions_both_run(tmp_path):
+    nb = fixture_notebook()
+    solved = run_notebook(nbformat.from_dict(json.loads(json.dumps(nb))))
+    assert "softmax: all 1 cases pass. Well done!\n" in solved
+    assert any("hang did not return within 0.5 s" in p for p in solved)
+    student = nbformat.from_dict(nbtools.student_version(json.loads(json.dumps(nb)), "fixture"))
+    assert "BEGIN SOLUTION" not in json.dumps(student) and "z.exp()" not in json.dumps(student)
+    assert all(c.get("outputs", []) == [] for c in student.cells if c.cell_type == "code")
+    printed = run_notebook(student)  # top to bottom without an error
+    assert any(p.startswith("softmax: not yet.") for p in printed)
+    assert "[[0.25, 0.25, 0.25, 0.25]]\n" in printed
+
+
+def test_students_command_writes_only_notebooks_with_exercises(tmp_path):
+    with_ex = tmp_path / "01_with.ipynb"
+    nbformat.write(fixture_notebook(), with_ex)
+    without = tmp_path / "02_without.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), without)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "notebooks.py"),
+            "students",
+            str(with_ex),
+            str(without),
+            "--out",
+            str(tmp_path / "students"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "students").iterdir()) == ["01_with.ipynb"]
+    nbformat.validate(nbformat.read(tmp_path / "students" / "01_with.ipynb", as_version=4))
