@@ -360,3 +360,30 @@ def test_students_command_writes_only_notebooks_with_exercises(tmp_path):
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in (tmp_path / "students").iterdir()) == ["01_with.ipynb"]
     nbformat.validate(nbformat.read(tmp_path / "students" / "01_with.ipynb", as_version=4))
+
+
+STORED = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+WITH_EXERCISES = [p for p in STORED if nbtools.BEGIN_SOLUTION in p.read_text(encoding="utf-8")]
+
+
+def test_some_notebook_has_exercises():
+    assert WITH_EXERCISES, "no notebook has an exercise"
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
+def test_student_versions_of_the_course_run_top_to_bottom(path):
+    student = nbformat.from_dict(nbtools.student_version(json.loads(path.read_text()), path.name))
+    client = NotebookClient(
+        student,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute()  # raises CellExecutionError on the first cell that fails
+    verdicts = [
+        "".join(o.get("text", ""))
+        for c in student.cells
+        if c.cell_type == "code" and "check(" in c.source
+        for o in c.outputs
+    ]
+    assert verdicts and all(": not yet." in v for v in verdicts), verdicts
