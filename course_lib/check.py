@@ -212,9 +212,7 @@ def compare(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6) -> 
                 return f"item {i}: {diff}"
         return None
     if isinstance(expected, float) or (isinstance(expected, int) and isinstance(got, float)):
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = got.item()
-        if not isinstance(got, int | float):
+        if not isinstance(got, int | float) or isinstance(got, bool):
             return f"expected a number, got {describe(got)}"
         if math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
             return None
@@ -233,6 +231,8 @@ def _generic_hint(diff: str, got: Any) -> str:
         return "the result holds inf or nan: something overflowed or divided by zero"
     if diff.startswith("expected a torch.Tensor"):
         return "return a tensor, not a Python value"
+    if diff.startswith("expected a number") and isinstance(got, torch.Tensor):
+        return "return a Python number: .item() turns a one-element tensor into one"
     return "work this case through by hand and compare with each step of your code"
 
 

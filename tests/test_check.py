@@ -372,7 +372,8 @@ def test_some_notebook_has_exercises():
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
 def test_student_versions_of_the_course_run_top_to_bottom(path):
-    student = nbformat.from_dict(nbtools.student_version(json.loads(path.read_text()), path.name))
+    student = nbtools.student_version(json.loads(path.read_text()), path.name)
+    student = nbformat.reads(json.dumps(student), as_version=4)
     client = NotebookClient(
         student,
         timeout=300,
@@ -387,3 +388,37 @@ def test_student_versions_of_the_course_run_top_to_bottom(path):
         for o in c.outputs
     ]
     assert verdicts and all(": not yet." in v for v in verdicts), verdicts
+
+
+def verdicts_for(path: Path, function: str, bodies: list[str]) -> list[str]:
+    """Run the notebook's exercise with each body in place of the solution; the verdicts."""
+    nb, idx = nbtools.exercise_variants(json.loads(path.read_text()), function, bodies)
+    nb = nbformat.reads(json.dumps(nb), as_version=4)
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
+    return ["".join("".join(o.get("text", "")) for o in nb.cells[i].outputs) for i in idx]
+
+
+def test_notebook_00_exercise_wrong_answers_are_named():
+    path = REPO / "notebooks" / "00_setup_and_doctor.ipynb"
+    right, absolute, by_result, tensor = verdicts_for(
+        path,
+        "relative_error",
+        [
+            "return ((got - reference).norm() / reference.norm()).item()",
+            "return (got - reference).norm().item()",
+            "return ((got - reference).norm() / got.norm()).item()",
+            "return (got - reference).norm() / reference.norm()",
+        ],
+    )
+    assert right == "relative_error: all 4 cases pass. Well done!\n"
+    assert "hint: this looks like the absolute error" in absolute
+    assert "hint: this looks like dividing by the norm of the result" in by_result
+    assert "expected a number, got tensor of shape ()" in tensor and ".item()" in tensor
+
+
+def test_exercise_variants_bad_names():
+    nb = json.loads(json.dumps(fixture_notebook()))
+    with pytest.raises(ValueError, match="'nope' is not an exercise"):
+        nbtools.exercise_variants(nb, "nope", ["return 1"])

@@ -181,6 +181,47 @@ def stub_solutions(source: str, where: str = "cell") -> str:
     return "".join(out)
 
 
+def exercise_variants(nb: dict, function: str, bodies: list[str]) -> tuple[dict, list[int]]:
+    """A notebook that tries other answers to one exercise, for wrong-answer tests.
+
+    Keeps the code cells before the exercise that defines `function`, then, for each body,
+    the exercise cell with its solution block replaced by that body, followed by the checker
+    cell (the next cell that calls check). Returns the notebook and the indices of the
+    checker cells, whose outputs are the verdicts, one per body.
+    """
+    import copy
+
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    sources = ["".join(c["source"]) for c in code]
+    try:
+        ex = next(
+            i
+            for i, src in enumerate(sources)
+            if f"def {function}(" in src and BEGIN_SOLUTION in src
+        )
+    except StopIteration:
+        raise ValueError(f"function {function!r} is not an exercise in this notebook") from None
+    checker = next((i for i in range(ex + 1, len(code)) if "check(" in sources[i]), None)
+    if checker is None:
+        raise ValueError(f"no checker cell follows the exercise {function!r}")
+    lines = sources[ex].splitlines(keepends=True)
+    begin = next(i for i, ln in enumerate(lines) if ln.strip() == BEGIN_SOLUTION)
+    end = next(i for i, ln in enumerate(lines) if ln.strip() == END_SOLUTION)
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    cells, verdicts = [copy.deepcopy(c) for c in code[:ex]], []
+    for body in bodies:
+        variant = copy.deepcopy(code[ex])
+        new_body = "".join(f"{indent}{ln}\n" for ln in body.strip("\n").splitlines())
+        variant["source"] = "".join(lines[:begin]) + new_body + "".join(lines[end + 1 :])
+        cells += [variant, copy.deepcopy(code[checker])]
+        verdicts.append(len(cells) - 1)
+    for i, c in enumerate(cells):
+        c["outputs"], c["execution_count"], c["id"] = [], None, f"v{i:03d}"
+    out = copy.deepcopy(nb)
+    out["cells"] = cells
+    return out, verdicts
+
+
 def student_version(nb: dict, name: str = "notebook") -> dict:
     """A copy of a notebook with its solutions stubbed and all outputs cleared."""
     import copy

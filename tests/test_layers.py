@@ -1,0 +1,76 @@
+"""The layers of course_lib: low modules import no course module, and nothing imports in a cycle."""
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# CONVENTIONS: these import no other course module ("check" is a generic harness; the loss,
+# autograd, optimizer and metric modules stand alone).
+STANDALONE = {
+    "device",
+    "data",
+    "plots",
+    "attention",
+    "embeddings",
+    "check",
+    "losses",
+    "autograd",
+    "optim",
+    "metrics",
+}
+
+
+def course_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "course_lib"
+        ):
+            parts = node.module.split(".")
+            found |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("course_lib.")}
+    return found
+
+
+GRAPH = {
+    p.stem: course_imports(p) for p in (REPO / "course_lib").glob("*.py") if p.stem != "__init__"
+}
+
+
+def test_import_parser_sees_every_form(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(
+        "import course_lib.device\n"
+        "from course_lib import data as d\n"
+        "from course_lib.check import check\n"
+    )
+    assert course_imports(f) == {"device", "data", "check"}
+
+
+def test_standalone_modules_import_no_course_module():
+    for name in sorted(STANDALONE & set(GRAPH)):
+        assert not GRAPH[name], f"{name} imports {sorted(GRAPH[name])}"
+
+
+def test_no_import_cycles():
+    seen, stack = set(), set()
+
+    def visit(m):
+        assert m not in stack, f"import cycle through {m}"
+        if m in seen:
+            return
+        stack.add(m)
+        for dep in GRAPH.get(m, ()):
+            visit(dep)
+        stack.remove(m)
+        seen.add(m)
+
+    for m in GRAPH:
+        visit(m)
+
+
+def test_profile_builds_only_on_device():
+    assert GRAPH["profile"] == {"device"}
