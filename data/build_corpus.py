@@ -146,7 +146,11 @@ def build(sdist: Path, out: Path = DATA, expected_sha256: str | None = SDIST_SHA
                 "text_sha256": sha256_bytes(text.encode("utf-8")),
                 "characters": len(text),
             }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    previous = out / "manifest.json"
+    if previous.is_file():  # keep what other tools recorded (the pretrained model's files)
+        old = json.loads(previous.read_text(encoding="utf-8"))
+        manifest.update({k: v for k, v in old.items() if k not in manifest})
+    previous.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
