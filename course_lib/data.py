@@ -104,12 +104,19 @@ def corpus_file(split: str, corpus: str) -> str:
 
 def load_corpus(split: str = "train", corpus: str = "small") -> str:
     """One split ('train', 'val', 'test') of a corpus ('small', 'full') as text, verified."""
-    rel = corpus_file(split, corpus)
-    manifest = load_manifest()
-    path = verify(rel, manifest)
+    return load_text(corpus_file(split, corpus))
+
+
+def load_text(relpath: str) -> str:
+    """Any text file shipped under data/ (a path relative to it), verified against the manifest."""
+    path = verify(relpath)
     raw = path.read_bytes()
-    text = (gzip.decompress(raw) if rel.endswith(".gz") else raw).decode("utf-8")
-    return text
+    return (gzip.decompress(raw) if relpath.endswith(".gz") else raw).decode("utf-8")
+
+
+def load_lines(relpath: str) -> list[str]:
+    """The non-empty lines of a shipped text file, e.g. load_lines("zh_examples.txt")."""
+    return [line for line in load_text(relpath).splitlines() if line.strip()]
 
 
 def corpus_info(corpus: str = "small") -> dict:

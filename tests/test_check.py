@@ -390,19 +390,9 @@ def test_student_versions_of_the_course_run_top_to_bottom(path):
     assert verdicts and all(": not yet." in v for v in verdicts), verdicts
 
 
-def verdicts_for(path: Path, function: str, bodies: list[str]) -> list[str]:
-    """Run the notebook's exercise with each body in place of the solution; the verdicts."""
-    nb, idx = nbtools.exercise_variants(json.loads(path.read_text()), function, bodies)
-    nb = nbformat.reads(json.dumps(nb), as_version=4)
-    NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    return ["".join("".join(o.get("text", "")) for o in nb.cells[i].outputs) for i in idx]
-
-
 def test_notebook_00_exercise_wrong_answers_are_named():
     path = REPO / "notebooks" / "00_setup_and_doctor.ipynb"
-    right, absolute, by_result, tensor = verdicts_for(
+    right, absolute, by_result, tensor = nbtools.run_exercise_variants(
         path,
         "relative_error",
         [

@@ -339,3 +339,20 @@ def test_download_bad_input(kwargs, message, tmp_path):
     with pytest.raises(ValueError) as e:
         data.download(directory=tmp_path, **kwargs)
     assert message in str(e.value)
+
+
+def test_hand_written_examples_are_parallel_and_verified():
+    zh, en = data.load_lines("zh_examples.txt"), data.load_lines("en_examples.txt")
+    assert len(zh) == len(en) == 30
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in s) for s in zh)
+    assert all(s.isascii() for s in en)
+
+
+def test_register_records_a_hand_written_file(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"files": {}}))
+    (tmp_path / "notes.txt").write_text("你好\n", encoding="utf-8")
+    info = build_corpus.register("notes.txt", tmp_path)
+    assert info["bytes"] == 7 and info["characters"] == 3
+    assert json.loads((tmp_path / "manifest.json").read_text())["files"]["notes.txt"] == info
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_corpus.register("missing.txt", tmp_path)

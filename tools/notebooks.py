@@ -222,6 +222,28 @@ def exercise_variants(nb: dict, function: str, bodies: list[str]) -> tuple[dict,
     return out, verdicts
 
 
+def run_exercise_variants(path: Path, function: str, bodies: list[str]) -> list[str]:
+    """Execute a notebook's exercise with each body in place of its solution; the verdicts.
+
+    For wrong-answer tests: `run_exercise_variants(nb_path, "softmax", ["return x.exp()"])`
+    returns what the checker printed for each body, in order (one kernel for all of them).
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb, idx = exercise_variants(
+        json.loads(Path(path).read_text(encoding="utf-8")), function, bodies
+    )
+    nb = nbformat.reads(json.dumps(nb), as_version=4)
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(Path(path).parent)}},
+    ).execute()
+    return ["".join("".join(o.get("text", "")) for o in nb.cells[i].outputs) for i in idx]
+
+
 def student_version(nb: dict, name: str = "notebook") -> dict:
     """A copy of a notebook with its solutions stubbed and all outputs cleared."""
     import copy
