@@ -411,4 +411,13 @@ def test_notebook_00_exercise_wrong_answers_are_named():
 def test_exercise_variants_bad_names():
     nb = json.loads(json.dumps(fixture_notebook()))
     with pytest.raises(ValueError, match="'nope' is not an exercise"):
-        nbtools.exercise_variants(nb, "nope", ["return 1"])
+        nbtools.exercise_variants(nb, {"nope": ["return 1"]})
+
+
+def test_exercise_variants_keep_the_notebook_going():
+    nb = json.loads(json.dumps(fixture_notebook()))
+    out, idx = nbtools.exercise_variants(nb, {"softmax": ["return x", "return -x"]})
+    sources = ["".join(c["source"]) for c in out["cells"]]
+    # prefix (import, exercise, checker), 2 x (variant, checker), the exercise restored
+    assert len(sources) == 3 + 4 + 1 and idx == {"softmax": [4, 6]}
+    assert "    return x\n" in sources[3] and "BEGIN SOLUTION" in sources[-1]

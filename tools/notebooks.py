@@ -181,59 +181,73 @@ def stub_solutions(source: str, where: str = "cell") -> str:
     return "".join(out)
 
 
-def exercise_variants(nb: dict, function: str, bodies: list[str]) -> tuple[dict, list[int]]:
-    """A notebook that tries other answers to one exercise, for wrong-answer tests.
+def _solution_span(lines: list[str]) -> tuple[int, int, str]:
+    begin = next(i for i, ln in enumerate(lines) if ln.strip() == BEGIN_SOLUTION)
+    end = next(i for i, ln in enumerate(lines) if ln.strip() == END_SOLUTION)
+    return begin, end, lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
 
-    Keeps the code cells before the exercise that defines `function`, then, for each body,
-    the exercise cell with its solution block replaced by that body, followed by the checker
-    cell (the next cell that calls check). Returns the notebook and the indices of the
-    checker cells, whose outputs are the verdicts, one per body.
+
+def exercise_variants(
+    nb: dict, variants: dict[str, list[str]]
+) -> tuple[dict, dict[str, list[int]]]:
+    """A notebook that tries other answers to its exercises, for wrong-answer tests.
+
+    variants maps an exercise's function name to bodies to try in place of its solution. The
+    result keeps the notebook's code cells in order up to the last exercise named; right after
+    each named exercise's checker cell (the next cell that calls check) it adds, per body, the
+    exercise cell with that body and a copy of the checker, then the original exercise cell
+    again (so the notebook goes on as before). Returns the notebook and, per function, the
+    indices of the checker copies, whose outputs are the verdicts in the order of the bodies.
     """
     import copy
 
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     sources = ["".join(c["source"]) for c in code]
-    try:
+    where = {}
+    for fn in variants:
         ex = next(
-            i
-            for i, src in enumerate(sources)
-            if f"def {function}(" in src and BEGIN_SOLUTION in src
+            (i for i, src in enumerate(sources) if f"def {fn}(" in src and BEGIN_SOLUTION in src),
+            None,
         )
-    except StopIteration:
-        raise ValueError(f"function {function!r} is not an exercise in this notebook") from None
-    checker = next((i for i in range(ex + 1, len(code)) if "check(" in sources[i]), None)
-    if checker is None:
-        raise ValueError(f"no checker cell follows the exercise {function!r}")
-    lines = sources[ex].splitlines(keepends=True)
-    begin = next(i for i, ln in enumerate(lines) if ln.strip() == BEGIN_SOLUTION)
-    end = next(i for i, ln in enumerate(lines) if ln.strip() == END_SOLUTION)
-    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
-    cells, verdicts = [copy.deepcopy(c) for c in code[:ex]], []
-    for body in bodies:
-        variant = copy.deepcopy(code[ex])
-        new_body = "".join(f"{indent}{ln}\n" for ln in body.strip("\n").splitlines())
-        variant["source"] = "".join(lines[:begin]) + new_body + "".join(lines[end + 1 :])
-        cells += [variant, copy.deepcopy(code[checker])]
-        verdicts.append(len(cells) - 1)
-    for i, c in enumerate(cells):
-        c["outputs"], c["execution_count"], c["id"] = [], None, f"v{i:03d}"
+        if ex is None:
+            raise ValueError(f"function {fn!r} is not an exercise in this notebook")
+        checker = next((k for k in range(ex + 1, len(code)) if "check(" in sources[k]), None)
+        if checker is None:
+            raise ValueError(f"no checker cell follows the exercise {fn!r}")
+        where[checker] = (fn, ex)
+    cells: list[dict] = []
+    verdicts: dict[str, list[int]] = {fn: [] for fn in variants}
+    for k in range(max(where) + 1):
+        cells.append(copy.deepcopy(code[k]))
+        if k not in where:
+            continue
+        fn, ex = where[k]
+        lines = sources[ex].splitlines(keepends=True)
+        begin, end, indent = _solution_span(lines)
+        for body in variants[fn]:
+            variant = copy.deepcopy(code[ex])
+            new_body = "".join(f"{indent}{ln}\n" for ln in body.strip("\n").splitlines())
+            variant["source"] = "".join(lines[:begin]) + new_body + "".join(lines[end + 1 :])
+            cells += [variant, copy.deepcopy(code[k])]
+            verdicts[fn].append(len(cells) - 1)
+        cells.append(copy.deepcopy(code[ex]))  # the reference solution again
+    for n, c in enumerate(cells):
+        c["outputs"], c["execution_count"], c["id"] = [], None, f"v{n:03d}"
     out = copy.deepcopy(nb)
     out["cells"] = cells
     return out, verdicts
 
 
-def run_exercise_variants(path: Path, function: str, bodies: list[str]) -> list[str]:
-    """Execute a notebook's exercise with each body in place of its solution; the verdicts.
+def run_exercises(path: Path, variants: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Execute a notebook once, trying each body for each named exercise; the verdicts.
 
-    For wrong-answer tests: `run_exercise_variants(nb_path, "softmax", ["return x.exp()"])`
-    returns what the checker printed for each body, in order (one kernel for all of them).
+    For wrong-answer tests: `run_exercises(nb_path, {"softmax": [right, wrong1, wrong2]})`
+    returns, per function, what the checker printed for each body, in order.
     """
     import nbformat
     from nbclient import NotebookClient
 
-    nb, idx = exercise_variants(
-        json.loads(Path(path).read_text(encoding="utf-8")), function, bodies
-    )
+    nb, idx = exercise_variants(json.loads(Path(path).read_text(encoding="utf-8")), variants)
     nb = nbformat.reads(json.dumps(nb), as_version=4)
     NotebookClient(
         nb,
@@ -241,7 +255,13 @@ def run_exercise_variants(path: Path, function: str, bodies: list[str]) -> list[
         kernel_name="python3",
         resources={"metadata": {"path": str(Path(path).parent)}},
     ).execute()
-    return ["".join("".join(o.get("text", "")) for o in nb.cells[i].outputs) for i in idx]
+    text = ["".join("".join(o.get("text", "")) for o in c.outputs) for c in nb.cells]
+    return {fn: [text[i] for i in ids] for fn, ids in idx.items()}
+
+
+def run_exercise_variants(path: Path, function: str, bodies: list[str]) -> list[str]:
+    """run_exercises for one exercise: the verdicts for each body, in order."""
+    return run_exercises(path, {function: bodies})[function]
 
 
 def student_version(nb: dict, name: str = "notebook") -> dict:
