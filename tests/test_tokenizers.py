@@ -1,8 +1,23 @@
-"""course_lib.tokenizers."""
+"""course_lib.tokenizers: every public function, its properties, and its errors.
+
+The comparisons with the reference implementations (Hugging Face `tokenizers`, the MiniLM
+tokenizer, jieba) are in test_tokenizer_reference.py.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from course_lib import tokenizers
+import notebooks as nbtools
+from course_lib import data, tokenizers
+
+# --------------------------------------------------------------------------- 1. cleaning
 
 
 def test_split_words():
@@ -17,3 +32,699 @@ def test_split_words():
     assert tokenizers.split_words("") == []
     with pytest.raises(TypeError, match="text must be a string"):
         tokenizers.split_words(None)
+
+
+def test_clean_text():
+    messy = "  Cafe\u0301\tis\u200b open!\n\n\x07Come   in. "
+    assert tokenizers.clean_text(messy) == "Café is open! Come in."
+    assert tokenizers.clean_text("") == ""
+    assert tokenizers.clean_text(" \n\t ") == ""
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizers.clean_text(b"bytes")
+
+
+@given(st.text())
+def test_clean_text_is_idempotent_and_tidy(s):
+    once = tokenizers.clean_text(s)
+    assert tokenizers.clean_text(once) == once
+    assert "  " not in once and once == once.strip()
+
+
+def test_remove_stop_words_changes_meaning():
+    assert tokenizers.remove_stop_words("I do not love you".split()) == ["love"]
+    assert tokenizers.remove_stop_words("I do love you".split()) == ["love"]
+    assert tokenizers.remove_stop_words(["The", "KING"], stop_words={"the"}) == ["KING"]
+    assert tokenizers.remove_stop_words([]) == []
+    with pytest.raises(TypeError, match="words must be a list of words"):
+        tokenizers.remove_stop_words("the king")
+
+
+# --------------------------------------------------------------------------- 2. Chinese words
+
+TOY = {"研究", "研究生", "生命", "命", "的", "起源"}
+
+
+def test_maximum_matching_on_the_classic_ambiguity():
+    text = "研究生命的起源"
+    assert tokenizers.forward_max_match(text, TOY, 3) == ["研究生", "命", "的", "起源"]
+    assert tokenizers.backward_max_match(text, TOY, 3) == ["研究", "生命", "的", "起源"]
+    assert tokenizers.forward_max_match(text, TOY, 1) == list(text)
+    assert tokenizers.backward_max_match(text, TOY, 1) == list(text)
+
+
+def test_maximum_matching_edges():
+    for fn in (tokenizers.forward_max_match, tokenizers.backward_max_match):
+        assert fn("", TOY, 4) == []
+        assert fn("x", set(), 4) == ["x"]
+        assert fn("起源。", TOY, 10) == ["起源", "。"]  # unknown characters stand alone
+        for bad in (0, -1, 2.5, True, None):
+            with pytest.raises(ValueError, match="max_len must be an integer >= 1"):
+                fn("起源", TOY, bad)
+        with pytest.raises(TypeError, match="text must be a string"):
+            fn(["起源"], TOY, 2)
+
+
+@given(
+    st.text(alphabet="研究生命的起源。ab", max_size=30),
+    st.integers(min_value=1, max_value=5),
+)
+def test_maximum_matching_segments_the_text(text, max_len):
+    for fn in (tokenizers.forward_max_match, tokenizers.backward_max_match):
+        words = fn(text, TOY, max_len)
+        assert "".join(words) == text
+        assert all(len(w) == 1 or (w in TOY and len(w) <= max_len) for w in words)
+
+
+def test_load_word_dict(tmp_path):
+    f = tmp_path / "dict.txt"
+    f.write_text("研究 120 vn\n起源 30\n\n生命 80 n\n", encoding="utf-8")
+    assert tokenizers.load_word_dict(f) == {"研究": 120, "起源": 30, "生命": 80}
+    f.write_text("研究\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1: expected 'word frequency"):
+        tokenizers.load_word_dict(f)
+    f.write_text("\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no words"):
+        tokenizers.load_word_dict(f)
+
+
+def test_jieba_dictionary_is_found_and_loads():
+    path = tokenizers.jieba_dict_path()
+    assert path.name == "dict.txt" and path.parent.name == "jieba"
+    words = tokenizers.load_word_dict(path)
+    assert len(words) > 300_000 and words["天气"] > 0
+
+
+def test_jieba_cut_is_deterministic_and_silent():
+    # A fresh interpreter, so that jieba initialises inside the call: nothing reaches stderr.
+    code = (
+        "from course_lib.tokenizers import jieba_cut\n"
+        "print('|'.join(jieba_cut('今天的天气很好，阳光明媚。')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr == ""
+    assert run.stdout.strip() == "今天|的|天气|很|好|，|阳光明媚|。"
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizers.jieba_cut(None)
+
+
+def test_segmentation_agreement():
+    pred = [["研究生", "命", "的", "起源"], ["你好"]]
+    gold = [["研究", "生命", "的", "起源"], ["你好"]]
+    scores = tokenizers.segmentation_agreement(pred, gold)
+    # right words: 的, 起源, 你好 = 3 of 5 predicted and 3 of 5 reference
+    assert scores == pytest.approx(dict(precision=0.6, recall=0.6, f1=0.6, exact=0.5))
+    assert tokenizers.segmentation_agreement(gold, gold)["f1"] == 1.0
+    with pytest.raises(ValueError, match="not of the same text"):
+        tokenizers.segmentation_agreement([["研究"]], [["研究生"]])
+    with pytest.raises(ValueError, match="equally long, non-empty"):
+        tokenizers.segmentation_agreement(pred, gold[:1])
+    with pytest.raises(ValueError, match="equally long, non-empty"):
+        tokenizers.segmentation_agreement([], [])
+
+
+# --------------------------------------------------------------------------- 3. char and word
+
+
+def test_char_tokenizer_round_trip_and_unknowns():
+    tok = tokenizers.CharTokenizer.train("hello world")
+    assert tok.pieces == ["<unk>", " ", "d", "e", "h", "l", "o", "r", "w"]
+    assert tok.vocab_size == 9
+    assert tok.decode(tok.encode("hello")) == "hello"
+    ids = tok.encode("hé!")
+    assert ids == [4, 0, 0]
+    assert tok.decode(ids) == "h<unk><unk>"
+    assert tok.encode("") == [] and tok.decode([]) == ""
+
+
+def test_char_tokenizer_keeps_the_most_frequent():
+    tok = tokenizers.CharTokenizer.train("aaabbc", vocab_size=3)
+    assert tok.pieces == ["<unk>", "a", "b"]
+    tie = tokenizers.CharTokenizer.train("ba", vocab_size=2)  # a tie goes to the sorted first
+    assert tie.pieces == ["<unk>", "a"]
+
+
+@pytest.mark.parametrize("cls", [tokenizers.CharTokenizer, tokenizers.WordTokenizer])
+def test_piece_tokenizer_errors(cls, tmp_path):
+    with pytest.raises(ValueError, match="text must not be empty"):
+        cls.train("")
+    with pytest.raises(TypeError, match="text must be a string"):
+        cls.train(None)
+    for bad in (1, 0, 2.0, True):
+        with pytest.raises(ValueError, match="vocab_size must be an integer >= 2"):
+            cls.train("some text", vocab_size=bad)
+    tok = cls.train("some text")
+    for bad in (tok.vocab_size, -1, 1.0, "a"):
+        with pytest.raises(ValueError, match="is not in this vocabulary"):
+            tok.decode([bad])
+    with pytest.raises(TypeError, match="text must be a string"):
+        tok.encode(["some"])
+    with pytest.raises(ValueError, match="must start with '<unk>'"):
+        cls(["a", "b"])
+    with pytest.raises(ValueError, match="must not repeat"):
+        cls(["<unk>", "a", "a"])
+
+
+@pytest.mark.parametrize("cls", [tokenizers.CharTokenizer, tokenizers.WordTokenizer])
+def test_piece_tokenizer_save_and_load(cls, tmp_path):
+    tok = cls.train("To be, or not to be: that is the question. 生存还是毁灭")
+    path = tmp_path / "tok.json"
+    tok.save(path)
+    saved = json.loads(path.read_text(encoding="utf-8"))  # plain JSON
+    assert saved == {"type": cls.kind, "pieces": tok.pieces}
+    again = cls.load(path)
+    assert again.pieces == tok.pieces
+    assert again.encode("or not to be") == tok.encode("or not to be")
+    other = (
+        tokenizers.WordTokenizer if cls is tokenizers.CharTokenizer else tokenizers.CharTokenizer
+    )
+    with pytest.raises(ValueError, match=f"not a '{other.kind}' one"):
+        other.load(path)
+
+
+@given(st.text(min_size=1), st.text())
+def test_char_tokenizer_properties(train, other):
+    tok = tokenizers.CharTokenizer.train(train)
+    assert tok.decode(tok.encode(train)) == train
+    ids = tok.encode(other)
+    assert len(ids) == len(other)
+    assert ids.count(0) == sum(c not in set(train) for c in other)
+
+
+@given(st.text())
+def test_word_pieces_concatenate_to_the_text(s):
+    assert "".join(tokenizers.WordTokenizer.split(s)) == s
+
+
+@given(st.text(min_size=1))
+def test_word_tokenizer_round_trip(s):
+    tok = tokenizers.WordTokenizer.train(s)
+    assert tok.decode(tok.encode(s)) == s
+
+
+@given(st.text(alphabet="ab .,\n", min_size=1), st.text(alphabet="abc .,;\n"))
+def test_word_tokenizer_maps_exactly_the_unseen_pieces_to_unk(train, other):
+    tok = tokenizers.WordTokenizer.train(train)
+    seen = set(tokenizers.WordTokenizer.split(train))
+    pieces = tokenizers.WordTokenizer.split(other)
+    ids = tok.encode(other)
+    assert len(ids) == len(pieces)
+    assert [i == 0 for i in ids] == [p not in seen for p in pieces]
+    assert tok.decode(ids) == "".join(p if p in seen else "<unk>" for p in pieces)
+
+
+def test_word_tokenizer():
+    tok = tokenizers.WordTokenizer.train("The king, the KING; o'er the king!", vocab_size=6)
+    assert tokenizers.WordTokenizer.split("o'er the king!") == [
+        "o'er",
+        " ",
+        "the",
+        " ",
+        "king",
+        "!",
+    ]
+    # ranked by count: " " 6, "king" 2, "the" 2, then "!" "," ";" "KING" "The" "o'er" (1 each)
+    assert tok.pieces == ["<unk>", " ", "!", ",", "king", "the"]
+    assert tok.decode(tok.encode("the king, o'er")) == "the king, <unk>"
+    # Chinese has no spaces: a whole clause is one "word"
+    assert tokenizers.WordTokenizer.split("今天的天气很好，阳光明媚。") == [
+        "今天的天气很好",
+        "，",
+        "阳光明媚",
+        "。",
+    ]
+
+
+# --------------------------------------------------------------------------- 4. byte-level BPE
+
+
+def test_pretokenize_gpt2_pattern():
+    assert tokenizers.pretokenize("Hello world's  end 123!?") == [
+        "Hello",
+        " world",
+        "'s",
+        " ",
+        " end",
+        " 123",
+        "!?",
+    ]
+    assert tokenizers.pretokenize("") == []
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizers.pretokenize(None)
+
+
+def test_get_pair_counts_and_merge():
+    ids = [1, 2, 3, 1, 2]
+    assert tokenizers.get_pair_counts(ids) == {(1, 2): 2, (2, 3): 1, (3, 1): 1}
+    assert tokenizers.get_pair_counts([7]) == {} and tokenizers.get_pair_counts([]) == {}
+    acc = tokenizers.get_pair_counts([1, 2])
+    assert tokenizers.get_pair_counts([1, 2], acc) == {(1, 2): 2}
+    assert tokenizers.merge(ids, (1, 2), 9) == [9, 3, 9]
+    assert tokenizers.merge([5, 5, 5], (5, 5), 9) == [9, 5]  # left to right, no overlap
+    assert tokenizers.merge([5, 5, 5, 5], (5, 5), 9) == [9, 9]
+    assert tokenizers.merge([1, 3], (1, 2), 9) == [1, 3]
+    assert tokenizers.merge([], (1, 2), 9) == []
+    assert tokenizers.merge([3, 1, 2], (1, 2), 9) == [3, 9]
+
+
+def test_train_bpe_small_example():
+    # "aaab" x 2 and "ab" x 3: (a, b) occurs 5 times, (a, a) 4 times.
+    chunks = {b"aaab": 2, b"ab": 3}
+    a, b = ord("a"), ord("b")
+    merges = tokenizers.train_bpe(chunks, 10)
+    assert merges[0] == (a, b)
+    assert merges == tokenizers.train_bpe_naive(chunks, 10)
+    # after (a,b) -> 256 and (a,a) -> 257 the chunks are [257, 256] and [256]: one pair left
+    assert merges == [(a, b), (a, a), (257, 256)]
+    assert tokenizers.train_bpe(chunks, 0) == []
+    assert tokenizers.train_bpe({}, 5) == [] and tokenizers.train_bpe_naive({}, 5) == []
+    for fn in (tokenizers.train_bpe, tokenizers.train_bpe_naive):
+        with pytest.raises(ValueError, match="num_merges must be an integer >= 0"):
+            fn(chunks, -1)
+
+
+@given(
+    st.dictionaries(
+        st.binary(min_size=1, max_size=8).map(lambda b: bytes(x % 4 + 97 for x in b)),
+        st.integers(min_value=1, max_value=5),
+        max_size=12,
+    ),
+    st.integers(min_value=0, max_value=20),
+)
+def test_incremental_training_equals_naive(chunks, num_merges):
+    assert tokenizers.train_bpe(chunks, num_merges) == tokenizers.train_bpe_naive(
+        chunks, num_merges
+    )
+
+
+def test_incremental_training_equals_naive_on_the_corpus():
+    text = data.load_corpus("val", "small")[:20_000]
+    chunks = tokenizers.chunk_counts(text)
+    assert tokenizers.train_bpe(chunks, 40) == tokenizers.train_bpe_naive(chunks, 40)
+
+
+def test_chunk_counts():
+    assert tokenizers.chunk_counts("to be or not to be") == {
+        b"to": 1,
+        b" be": 2,
+        b" or": 1,
+        b" not": 1,
+        b" to": 1,
+    }
+    assert tokenizers.chunk_counts("") == {}
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return tokenizers.ByteBPETokenizer.train(data.load_corpus("val", "small"), 400)
+
+
+def test_byte_bpe_basics(bpe):
+    assert bpe.vocab_size == 400 and len(bpe.merges) == 144
+    assert bpe.token_bytes[:256] == [bytes([b]) for b in range(256)]
+    ids = bpe.encode("the king")
+    assert len(ids) < len("the king") and bpe.decode(ids) == "the king"
+    assert bpe.encode("") == [] and bpe.decode([]) == ""
+    assert bpe.encode("你") == [228, 189, 160]  # unseen characters fall back to their bytes
+    assert bpe.decode([228, 189]) == "\ufffd"  # half a character
+    assert bpe.decode_bytes([228, 189]) == b"\xe4\xbd"
+
+
+@settings(max_examples=500)
+@given(st.text())
+def test_byte_bpe_round_trips_any_string(bpe, s):
+    ids = bpe.encode(s)
+    assert bpe.decode(ids) == s
+    assert all(0 <= i < bpe.vocab_size for i in ids)
+    assert len(ids) <= len(s.encode("utf-8"))
+
+
+def test_byte_bpe_trains_fewer_merges_when_pairs_run_out():
+    tok = tokenizers.ByteBPETokenizer.train("ab", 300)
+    assert tok.merges == [(97, 98)] and tok.vocab_size == 257
+    assert tokenizers.ByteBPETokenizer.train("ab", 256).merges == []
+
+
+def test_byte_bpe_errors(bpe, tmp_path):
+    with pytest.raises(ValueError, match="vocab_size must be an integer >= 256 for byte-level"):
+        tokenizers.ByteBPETokenizer.train("some text", 100)
+    with pytest.raises(ValueError, match="vocab_size must be given"):
+        tokenizers.ByteBPETokenizer.train("some text", None)
+    with pytest.raises(ValueError, match="text must not be empty"):
+        tokenizers.ByteBPETokenizer.train("", 300)
+    for bad in (bpe.vocab_size, -1, None):
+        with pytest.raises(ValueError, match="is not in this vocabulary of 400"):
+            bpe.decode([bad])
+    with pytest.raises(TypeError, match="text must be a string"):
+        bpe.encode(b"bytes")
+    with pytest.raises(ValueError, match=r"merges\[0\] must be two ids below 256"):
+        tokenizers.ByteBPETokenizer([(97, 256)])
+    with pytest.raises(ValueError, match=r"merges\[1\] must be two ids below 257"):
+        tokenizers.ByteBPETokenizer([(97, 98), (1, 2, 3)])
+    with pytest.raises(TypeError, match="pattern must be a regular expression string"):
+        tokenizers.ByteBPETokenizer([], pattern=None)
+
+
+def test_byte_bpe_save_and_load(bpe, tmp_path):
+    path = tmp_path / "bpe.json"
+    bpe.save(path)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["type"] == "byte_bpe" and saved["pattern"] == tokenizers.GPT2_SPLIT_PATTERN
+    assert saved["merges"][:2] == [list(m) for m in bpe.merges[:2]]
+    again = tokenizers.ByteBPETokenizer.load(path)
+    assert again.merges == bpe.merges
+    text = "Now is the winter of our discontent 🙂"
+    assert again.encode(text) == bpe.encode(text)
+    with pytest.raises(ValueError, match="not a 'char' one"):
+        tokenizers.CharTokenizer.load(path)
+
+
+def test_bytes_per_token(bpe):
+    class Encoding:  # what Hugging Face's Tokenizer.encode returns: an object with .ids
+        def __init__(self, ids):
+            self.ids = ids
+
+    class Wrapped:
+        def encode(self, s):
+            return Encoding(bpe.encode(s))
+
+    text = "To be, or not to be"
+    expected = len(text) / len(bpe.encode(text))
+    assert tokenizers.bytes_per_token(bpe, text) == pytest.approx(expected)
+    assert tokenizers.bytes_per_token(Wrapped(), [text]) == pytest.approx(expected)
+    assert tokenizers.bytes_per_token(bpe, "你好") == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least one token"):
+        tokenizers.bytes_per_token(bpe, ["", ""])
+
+
+# --------------------------------------------------------------------------- 5. WordPiece
+
+VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "un",
+    "##aff",
+    "##able",
+    "a",
+    "##a",
+    "cafe",
+    "!",
+    "数",
+    "σ",
+]
+
+
+def test_wordpiece_one_word():
+    vocab = set(VOCAB)
+    assert tokenizers.wordpiece("unaffable", vocab) == ["un", "##aff", "##able"]
+    assert tokenizers.wordpiece("aaa", vocab) == ["a", "##a", "##a"]
+    assert tokenizers.wordpiece("unaffablex", vocab) == ["[UNK]"]  # the whole word
+    assert tokenizers.wordpiece("a" * 100, vocab) == ["a"] + ["##a"] * 99
+    assert tokenizers.wordpiece("a" * 101, vocab) == ["[UNK]"]
+    assert tokenizers.wordpiece("a" * 5, vocab, max_chars=4) == ["[UNK]"]
+    assert tokenizers.wordpiece("", vocab) == []
+    with pytest.raises(TypeError, match="word must be a string"):
+        tokenizers.wordpiece(None, vocab)
+    for bad in (0, -1, 1.5, None):
+        with pytest.raises(ValueError, match="max_chars must be an integer >= 1"):
+            tokenizers.wordpiece("a", vocab, max_chars=bad)
+
+
+def test_bert_normalize_and_pre_tokenize():
+    assert tokenizers.bert_normalize("Café NAÏVE") == "cafe naive"
+    assert tokenizers.bert_normalize("Café", lowercase=False) == "Café"
+    assert tokenizers.bert_normalize("ΟΔΟΣ") == "οδοσ"  # one character at a time: no final ς
+    assert tokenizers.bert_normalize("a\u200bb\x00c\ufffd\x07d\te\u3000f") == "abcd e f"
+    assert tokenizers.bert_normalize("数据") == " 数  据 "
+    assert tokenizers.is_cjk("数") and not tokenizers.is_cjk("a") and not tokenizers.is_cjk("か")
+    assert tokenizers.bert_pre_tokenize("hello, world!! $5") == [
+        "hello",
+        ",",
+        "world",
+        "!",
+        "!",
+        "$",
+        "5",
+    ]
+    assert tokenizers.bert_pre_tokenize("   ") == []
+    assert tokenizers.bert_basic_tokenize("Don't 数据!") == ["don", "'", "t", "数", "据", "!"]
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizers.bert_normalize(None)
+    with pytest.raises(TypeError, match="text must be a string"):
+        tokenizers.bert_pre_tokenize(None)
+
+
+def test_wordpiece_tokenizer():
+    tok = tokenizers.WordPieceTokenizer(VOCAB)
+    assert tok.vocab_size == len(VOCAB)
+    assert tok.tokenize("Unaffable café!") == ["un", "##aff", "##able", "cafe", "!"]
+    assert tok.tokenize("数据 [MASK]a [mask]") == [
+        "数",
+        "[UNK]",
+        "[MASK]",
+        "a",
+        "[UNK]",
+        "[UNK]",
+        "[UNK]",
+    ]
+    assert tok.encode("a") == [2, 8, 3]
+    assert tok.encode("a", add_special_tokens=False) == [8]
+    assert tok.convert_ids_to_tokens([2, 8, 3]) == ["[CLS]", "a", "[SEP]"]
+    with pytest.raises(ValueError, match="id 99 is not in this vocabulary"):
+        tok.convert_ids_to_tokens([99])
+    with pytest.raises(ValueError, match=r"vocab lacks the special tokens \['\[MASK\]'\]"):
+        tokenizers.WordPieceTokenizer(VOCAB[:4])
+
+
+def test_encode_batch_pads_and_truncates():
+    tok = tokenizers.WordPieceTokenizer(VOCAB)
+    out = tok.encode_batch(["a", "a a a", ""])
+    assert out["input_ids"] == [[2, 8, 3, 0, 0], [2, 8, 8, 8, 3], [2, 3, 0, 0, 0]]
+    assert out["attention_mask"] == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    cut = tok.encode_batch(["a a a a"], max_length=4)
+    assert cut["input_ids"] == [[2, 8, 8, 3]]
+    assert tok.encode_batch(["a a a a"], max_length=4, truncation=False)["input_ids"] == [
+        [2, 8, 8, 8, 8, 3]
+    ]
+    ragged = tok.encode_batch(["a", "a a"], padding=False)
+    assert ragged["input_ids"] == [[2, 8, 3], [2, 8, 8, 3]]
+    assert ragged["attention_mask"] == [[1, 1, 1], [1, 1, 1, 1]]
+    with pytest.raises(TypeError, match="texts must be a list of strings"):
+        tok.encode_batch("a")
+    with pytest.raises(ValueError, match="texts must hold at least one text"):
+        tok.encode_batch([])
+    with pytest.raises(ValueError, match=r"max_length must be an integer >= 2"):
+        tok.encode_batch(["a"], max_length=1)
+    with pytest.raises(TypeError, match=r"texts\[1\] must be a string"):
+        tok.encode_batch(["a", None])
+
+
+# --------------------------------------------------------------------------- 6. sequences
+
+
+def test_next_token_dataset():
+    ds = tokenizers.NextTokenDataset(list(range(10)), block_size=4)
+    assert len(ds) == 6
+    x, y = ds[0]
+    assert x.tolist() == [0, 1, 2, 3] and y.tolist() == [1, 2, 3, 4]
+    assert x.dtype == torch.long and x.shape == (4,)
+    x, y = ds[-1]
+    assert x.tolist() == [5, 6, 7, 8] and y.tolist() == [6, 7, 8, 9]
+    for t in range(len(ds)):
+        x, y = ds[t]
+        assert torch.equal(x[1:], y[:-1])
+    with pytest.raises(IndexError, match="window 6 is out of range for 6 windows"):
+        ds[6]
+    assert len(tokenizers.NextTokenDataset(torch.arange(5), block_size=4)) == 1
+
+
+def test_next_token_dataset_errors():
+    for bad in (0, -2, 1.5, True, None):
+        with pytest.raises(ValueError, match="block_size must be an integer >= 1"):
+            tokenizers.NextTokenDataset([1, 2, 3], bad)
+    with pytest.raises(ValueError, match="block_size 3 needs at least 4 tokens"):
+        tokenizers.NextTokenDataset([1, 2, 3], 3)
+    with pytest.raises(TypeError, match="ids must hold integer token ids"):
+        tokenizers.NextTokenDataset(torch.rand(10), 3)
+    with pytest.raises(ValueError, match="ids must be one-dimensional"):
+        tokenizers.NextTokenDataset(torch.zeros(2, 5, dtype=torch.long), 3)
+
+
+def test_pad_batch():
+    ids, mask = tokenizers.pad_batch([[5, 6, 7], [8], [9, 10]], pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+    assert ids.dtype == mask.dtype == torch.long
+    ids, mask = tokenizers.pad_batch([torch.tensor([5, 6, 7]), [8]], pad_id=-1, side="left")
+    assert ids.tolist() == [[5, 6, 7], [-1, -1, 8]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = tokenizers.pad_batch([[4]])  # batch of one
+    assert ids.tolist() == [[4]] and mask.tolist() == [[1]]
+    ids, mask = tokenizers.pad_batch([[], [1]])
+    assert ids.tolist() == [[0], [1]] and mask.tolist() == [[0], [1]]
+    with pytest.raises(ValueError, match="seqs must hold at least one sequence"):
+        tokenizers.pad_batch([])
+    with pytest.raises(ValueError, match="side must be 'right' or 'left'"):
+        tokenizers.pad_batch([[1]], side="middle")
+    with pytest.raises(TypeError, match="pad_id must be an integer"):
+        tokenizers.pad_batch([[1]], pad_id=0.5)
+    with pytest.raises(TypeError, match=r"seqs\[1\] must hold integer token ids"):
+        tokenizers.pad_batch([[1], [0.5]])
+
+
+# --------------------------------------------------------------------------- notebook exercises
+# Each exercise of notebook 01, run with its reference answer and with plausible wrong ones:
+# the reference passes, and each wrong answer gets a verdict whose hint names its mistake.
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_tokenization.ipynb"
+
+
+def test_notebook_01_forward_max_match_wrong_answers_are_named():
+    right, shortest, dropped = nbtools.run_exercise_variants(
+        NOTEBOOK,
+        "forward_max_match",
+        [
+            """
+words, i = [], 0
+while i < len(text):
+    for j in range(min(len(text), i + max_len), i, -1):
+        if j == i + 1 or text[i:j] in vocab:
+            words.append(text[i:j])
+            i = j
+            break
+return words
+""",
+            """
+words, i = [], 0
+while i < len(text):
+    j = i + 1
+    for k in range(i + 1, min(len(text), i + max_len) + 1):
+        if text[i:k] in vocab:
+            j = k
+            break
+    words.append(text[i:j])
+    i = j
+return words
+""",
+            """
+words, i = [], 0
+while i < len(text):
+    for j in range(min(len(text), i + max_len), i, -1):
+        if text[i:j] in vocab:
+            words.append(text[i:j])
+            i = j
+            break
+    else:
+        i += 1
+return words
+""",
+        ],
+    )
+    assert right == "forward_max_match: all 6 cases pass. Well done!\n"
+    assert "case 'the classic ambiguity' does not" in shortest
+    assert "hint: this looks like the shortest match" in shortest
+    assert "hint: this looks like dropping characters that start no word" in dropped
+
+
+def test_notebook_01_merge_wrong_answers_are_named():
+    right, one_step, first_only = nbtools.run_exercise_variants(
+        NOTEBOOK,
+        "merge",
+        [
+            """
+out, i = [], 0
+while i < len(ids):
+    if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+        out.append(new_id)
+        i += 2
+    else:
+        out.append(ids[i])
+        i += 1
+return out
+""",
+            """
+out, i = [], 0
+while i < len(ids):
+    if i + 1 < len(ids) and (ids[i], ids[i + 1]) == pair:
+        out.append(new_id)
+    else:
+        out.append(ids[i])
+    i += 1
+return out
+""",
+            """
+for i in range(len(ids) - 1):
+    if (ids[i], ids[i + 1]) == pair:
+        return ids[:i] + [new_id] + ids[i + 2 :]
+return list(ids)
+""",
+        ],
+    )
+    assert right == "merge: all 7 cases pass. Well done!\n"
+    assert "hint: this looks like moving one step after a match" in one_step
+    assert "hint: this looks like merging only the first occurrence" in first_only
+
+
+def test_notebook_01_wordpiece_wrong_answers_are_named():
+    greedy = """
+if len(word) > max_chars:
+    return ["[UNK]"]
+pieces, start = [], 0
+while start < len(word):
+    for end in range(len(word), start, -1):
+        piece = {piece}
+        if piece in vocab:
+            break
+    else:
+        return {unmatched}
+    pieces.append(piece)
+    start = end
+return pieces
+"""
+    right, no_prefix, partial = nbtools.run_exercise_variants(
+        NOTEBOOK,
+        "wordpiece",
+        [
+            greedy.format(
+                piece='word[start:end] if start == 0 else "##" + word[start:end]',
+                unmatched='["[UNK]"]',
+            ),
+            greedy.format(piece="word[start:end]", unmatched='["[UNK]"]'),
+            greedy.format(
+                piece='word[start:end] if start == 0 else "##" + word[start:end]',
+                unmatched='pieces + ["[UNK]"]',
+            ),
+        ],
+    )
+    assert right == "wordpiece: all 8 cases pass. Well done!\n"
+    assert "hint: this looks like continuation pieces without '##'" in no_prefix
+    assert "case 'a character not in the vocabulary' does not" in partial
+    assert "hint: this looks like [UNK] for the unmatched rest only" in partial
+
+
+def test_notebook_01_next_token_windows_wrong_answers_are_named():
+    right, unshifted, short = nbtools.run_exercise_variants(
+        NOTEBOOK,
+        "next_token_windows",
+        [
+            """
+windows = ids.unfold(0, block_size + 1, 1)
+return windows[:, :-1], windows[:, 1:]
+""",
+            """
+windows = ids.unfold(0, block_size, 1)[: len(ids) - block_size]
+return windows, windows
+""",
+            """
+n = len(ids) - block_size - 1
+inputs = torch.stack([ids[t : t + block_size] for t in range(n)])
+targets = torch.stack([ids[t + 1 : t + block_size + 1] for t in range(n)])
+return inputs, targets
+""",
+        ],
+    )
+    assert right == "next_token_windows: all 5 cases pass. Well done!\n"
+    assert "hint: this looks like targets equal to the inputs" in unshifted
+    assert "hint: this looks like one window too few" in short
