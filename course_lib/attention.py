@@ -1,0 +1,145 @@
+"""Attention, written out: scores, masks, softmax weights, heads.
+
+    out, weights = scaled_dot_product_attention(q, k, v, mask=causal_mask(T))
+    mha = MultiHeadAttention(d_model=64, n_heads=4)
+    y = mha(x, mask=padding_mask(attention_mask))          # x: (batch, seq, d_model)
+
+Shapes: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v). A mask is boolean and broadcasts to
+the scores (..., T_q, T_k): True where a query may attend, False where it may not (the same
+convention as `F.scaled_dot_product_attention`'s boolean `attn_mask`). The hand-written path
+returns the attention weights for inspection; `fast=True` calls
+`F.scaled_dot_product_attention` (fused kernels, no weights), and the tests prove both equal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _check_mask(mask: torch.Tensor | None, scores_shape: torch.Size) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise TypeError("mask must be a boolean tensor (True = may attend)")
+    try:
+        torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} does not broadcast to scores {tuple(scores_shape)}"
+        ) from None
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T * scale, masked) v, and the weights.
+
+    q: (..., T_q, d), k: (..., T_k, d), v: (..., T_k, d_v); scale defaults to 1/sqrt(d).
+    Returns out (..., T_q, d_v) and weights (..., T_q, T_k). A query row whose mask is all
+    False gets zero weights (and a zero output) instead of NaN.
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must share their last dimension, got {q.shape[-1]} and {k.shape[-1]}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"k and v must have the same length, got {k.shape[-2]} and {v.shape[-2]}")
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale  # (..., T_q, T_k)
+    _check_mask(mask, scores.shape)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.nan_to_num(0.0)  # rows with nothing to attend to
+    return weights @ v, weights
+
+
+def causal_mask(t: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """(t, t) boolean: position i may attend to positions 0..i (the lower triangle)."""
+    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+        raise ValueError(f"t must be a positive int, got {t!r}")
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) 1/0 attention mask -> (B, 1, 1, T) boolean key mask for (B, H, T, T) scores."""
+    if attention_mask.dim() != 2:
+        raise ValueError(
+            f"attention_mask must be (batch, seq), got shape {tuple(attention_mask.shape)}"
+        )
+    return attention_mask.bool()[:, None, None, :]
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, H, T, D / H): each head gets its own slice of the width."""
+    if x.dim() != 3:
+        raise ValueError(f"x must be (batch, seq, width), got shape {tuple(x.shape)}")
+    b, t, d = x.shape
+    if d % n_heads:
+        raise ValueError(f"width {d} is not divisible by n_heads={n_heads}")
+    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, d_head) -> (B, T, H * d_head): the inverse of split_heads."""
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, heads, seq, head_dim), got shape {tuple(x.shape)}")
+    b, h, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * dh)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate q, k, v and output projections.
+
+    d_model: width; n_heads: heads (must divide d_model). forward(x, kv=None, mask=None):
+    x (B, T_q, d_model) gives the queries; kv (B, T_k, d_model) the keys and values (default:
+    x itself, self-attention; pass the encoder's output for cross-attention). mask broadcasts
+    to (B, H, T_q, T_k). fast=True uses F.scaled_dot_product_attention.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        bias: bool = True,
+        dropout: float = 0.0,
+        fast: bool = False,
+    ):
+        super().__init__()
+        if d_model < 1 or n_heads < 1:
+            raise ValueError(f"d_model and n_heads must be positive, got {d_model}, {n_heads}")
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.d_model, self.n_heads, self.fast = d_model, n_heads, fast
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.dropout = dropout
+        self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k) of the last slow call
+
+    def forward(
+        self, x: torch.Tensor, kv: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        kv = x if kv is None else kv
+        q = split_heads(self.q_proj(x), self.n_heads)
+        k = split_heads(self.k_proj(kv), self.n_heads)
+        v = split_heads(self.v_proj(kv), self.n_heads)
+        p = self.dropout if self.training else 0.0
+        if self.fast:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask)
+            self.last_weights = weights.detach()
+            if p:  # dropout on the attention weights, as F.scaled_dot_product_attention does
+                out = F.dropout(weights, p) @ v
+        return self.out_proj(merge_heads(out))
