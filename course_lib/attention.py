@@ -72,6 +72,10 @@ def causal_mask(t: int, device: torch.device | str | None = None) -> torch.Tenso
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B, T) 1/0 attention mask -> (B, 1, 1, T) boolean key mask for (B, H, T, T) scores."""
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(
+            f"attention_mask must be a tensor of 1s and 0s, got {type(attention_mask).__name__}"
+        )
     if attention_mask.dim() != 2:
         raise ValueError(
             f"attention_mask must be (batch, seq), got shape {tuple(attention_mask.shape)}"
@@ -83,10 +87,12 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, D) -> (B, H, T, D / H): each head gets its own slice of the width."""
     if x.dim() != 3:
         raise ValueError(f"x must be (batch, seq, width), got shape {tuple(x.shape)}")
+    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
+        raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
     b, t, d = x.shape
     if d % n_heads:
         raise ValueError(f"width {d} is not divisible by n_heads={n_heads}")
-    return x.view(b, t, n_heads, d // n_heads).transpose(1, 2)
+    return x.reshape(b, t, n_heads, d // n_heads).transpose(1, 2)  # reshape: any strides
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -143,3 +149,45 @@ class MultiHeadAttention(nn.Module):
             if p:  # dropout on the attention weights, as F.scaled_dot_product_attention does
                 out = F.dropout(weights, p) @ v
         return self.out_proj(merge_heads(out))
+
+
+def score_bytes(
+    batch: int, heads: int, t_q: int, t_k: int, dtype: torch.dtype = torch.float32
+) -> int:
+    """Bytes of one (batch, heads, t_q, t_k) score tensor: what attention stores per layer.
+
+    The hand-written path keeps several such tensors alive at once (q k^T, the scaled scores,
+    the softmax weights); fused kernels (`F.scaled_dot_product_attention`) avoid most of them.
+    """
+    for name, n in (("batch", batch), ("heads", heads), ("t_q", t_q), ("t_k", t_k)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__}")
+    return batch * heads * t_q * t_k * torch.empty((), dtype=dtype).element_size()
+
+
+def to_torch_multihead(mha: MultiHeadAttention) -> nn.MultiheadAttention:
+    """An `nn.MultiheadAttention` (batch_first=True) holding a copy of `mha`'s weights.
+
+    PyTorch stacks the three input projections into one `in_proj_weight` (3 * d_model,
+    d_model), rows in the order q, k, v, and its boolean masks mean the opposite of ours
+    (True = may NOT attend): pass `~mask` (or `key_padding_mask=~attention_mask.bool()`).
+    The two modules then agree, forward and backward, with dropout off.
+    """
+    if not isinstance(mha, MultiHeadAttention):
+        raise TypeError(f"mha must be a MultiHeadAttention, got {type(mha).__name__}")
+    bias = mha.q_proj.bias is not None
+    ref = nn.MultiheadAttention(
+        mha.d_model, mha.n_heads, dropout=mha.dropout, bias=bias, batch_first=True
+    )
+    ref = ref.to(dtype=mha.q_proj.weight.dtype, device=mha.q_proj.weight.device)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(
+            torch.cat([mha.q_proj.weight, mha.k_proj.weight, mha.v_proj.weight])
+        )
+        ref.out_proj.weight.copy_(mha.out_proj.weight)
+        if bias:
+            ref.in_proj_bias.copy_(torch.cat([mha.q_proj.bias, mha.k_proj.bias, mha.v_proj.bias]))
+            ref.out_proj.bias.copy_(mha.out_proj.bias)
+    return ref

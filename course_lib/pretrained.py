@@ -132,3 +132,68 @@ def describe() -> str:
             *(f"licence ({k}): {v}" for k, v in LICENCES.items()),
         ]
     )
+
+
+# --------------------------------------------------------------------- MiniLM in the course's code
+
+# Hugging Face BERT's names (left) -> course_lib.transformer.Bert's names (right). The layer
+# part, written once with {i} for the layer number; `minilm_name_map` spells it out per layer.
+EMBEDDING_NAMES = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.token_type_embeddings": "embeddings.token_type",
+    "embeddings.LayerNorm": "embeddings.norm",
+    "pooler.dense": "pooler",
+}
+LAYER_NAMES = {
+    "encoder.layer.{i}.attention.self.query": "layers.{i}.attn.q_proj",
+    "encoder.layer.{i}.attention.self.key": "layers.{i}.attn.k_proj",
+    "encoder.layer.{i}.attention.self.value": "layers.{i}.attn.v_proj",
+    "encoder.layer.{i}.attention.output.dense": "layers.{i}.attn.out_proj",
+    "encoder.layer.{i}.attention.output.LayerNorm": "layers.{i}.norm1",
+    "encoder.layer.{i}.intermediate.dense": "layers.{i}.ffn.fc1",
+    "encoder.layer.{i}.output.dense": "layers.{i}.ffn.fc2",
+    "encoder.layer.{i}.output.LayerNorm": "layers.{i}.norm2",
+}
+NOT_WEIGHTS = {"embeddings.position_ids"}  # a saved buffer 0..511, not a parameter
+
+
+def minilm_name_map(n_layers: int = 6) -> dict[str, str]:
+    """Every weight name of the checkpoint -> the course model's name for it."""
+    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    prefixes = dict(EMBEDDING_NAMES)
+    for i in range(n_layers):
+        prefixes.update({k.format(i=i): v.format(i=i) for k, v in LAYER_NAMES.items()})
+    lookups = {"embeddings.word", "embeddings.position", "embeddings.token_type"}
+    return {
+        f"{k}.{p}": f"{v}.{p}"
+        for k, v in prefixes.items()
+        for p in (("weight",) if v in lookups else ("weight", "bias"))  # a lookup has no bias
+    }
+
+
+def rename_weights(state: dict, n_layers: int) -> dict:
+    """A checkpoint's tensors under the course model's names; unknown names raise KeyError."""
+    names = minilm_name_map(n_layers)
+    unknown = sorted(set(state) - set(names) - NOT_WEIGHTS)
+    if unknown:
+        raise KeyError(f"no course name for {unknown[:5]} ({len(unknown)} in all)")
+    return {names[k]: v for k, v in state.items() if k not in NOT_WEIGHTS}
+
+
+def minilm_encoder():
+    """all-MiniLM-L6-v2's weights in course_lib.transformer.Bert, in eval mode, on the CPU.
+
+    Reads model.safetensors, renames every tensor with `minilm_name_map` and loads them
+    strictly: a weight without a home, or a parameter without a weight, is an error.
+    """
+    from safetensors.torch import load_file
+
+    from course_lib.transformer import Bert, BertConfig
+
+    cfg = BertConfig.from_hf(config())
+    model = Bert(cfg)
+    state = load_file(str(minilm_dir() / "model.safetensors"))
+    model.load_state_dict(rename_weights(state, cfg.n_layers), strict=True)
+    return model.eval()

@@ -1,0 +1,646 @@
+"""The Transformer, assembled: layer norm, feed-forward, encoder and decoder blocks, three models.
+
+    block = EncoderBlock(d_model=64, n_heads=4, d_ff=256)          # x: (batch, seq, 64)
+    gpt = GPT(GPTConfig(vocab_size=100, block_size=32, d_model=64, n_heads=4, n_layers=2))
+    logits = gpt(ids)                                               # (batch, seq, vocab)
+
+Every block is built on `course_lib.attention.MultiHeadAttention` (the one home for attention).
+Masks are boolean, True = may attend, and broadcast to the scores (batch, heads, T_q, T_k).
+Shapes: B batch, T sequence length, D = d_model, V vocabulary size.
+
+- `layer_norm` / `LayerNorm`: by hand, equal to `nn.LayerNorm` (tests).
+- `EncoderBlock`: self-attention + feed-forward, each with a residual; pre-norm
+  (`norm_first=True`, GPT-2 and most modern models) or post-norm (the 2017 paper, BERT). Equal to
+  `nn.TransformerEncoderLayer` with the same weights (`encoder_block_from_torch`).
+- `DecoderBlock`: masked (causal) self-attention, cross-attention to the encoder's output
+  ("memory"), feed-forward. Equal to `nn.TransformerDecoderLayer`. Without cross-attention it
+  is a GPT block.
+- `EncoderDecoder` (the 2017 Transformer), `GPT` (decoder-only), `Bert` (encoder-only), each
+  with its own frozen config dataclass; `parameters_by_formula(config)` counts their parameters
+  by hand and the tests hold it equal to `count_parameters(model)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.attention import MultiHeadAttention, causal_mask
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,  # the exact (erf) GELU, as BERT and nn.TransformerEncoderLayer use
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's approximation
+}
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_common(d_model: int, n_heads: int, d_ff: int, dropout: float, activation: str) -> None:
+    _positive("d_model", d_model)
+    _positive("n_heads", n_heads)
+    _positive("d_ff", d_ff)
+    if d_model % n_heads:
+        raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+
+
+def _check_width(x: torch.Tensor, d_model: int, name: str = "x") -> None:
+    if x.dim() != 3 or x.shape[-1] != d_model:
+        raise ValueError(f"{name} must be (batch, seq, {d_model}), got shape {tuple(x.shape)}")
+
+
+# ====================================================================== layer norm, feed-forward
+
+
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Normalise each vector over its last dimension, then scale and shift.
+
+    x: (..., D); weight, bias: (D,) or None. (x - mean) / sqrt(var + eps) * weight + bias, with
+    the biased variance (divide by D, not D - 1), as `F.layer_norm` does.
+    """
+    if weight is not None and weight.shape != x.shape[-1:]:
+        raise ValueError(
+            f"weight must have shape ({x.shape[-1]},) to match x's last dimension, "
+            f"got {tuple(weight.shape)}"
+        )
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    y = (x - mean) / torch.sqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+class LayerNorm(nn.Module):
+    """Layer norm by hand, with a learned scale (ones) and shift (zeros) of width d_model."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5):
+        super().__init__()
+        _positive("d_model", d_model)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: (B, T, D) -> fc1 -> (B, T, d_ff) -> activation -> fc2 -> (B, T, D)."""
+
+    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0):
+        super().__init__()
+        _check_common(d_model, 1, d_ff, dropout, activation)
+        self.fc1 = nn.Linear(d_model, d_ff)
+        self.fc2 = nn.Linear(d_ff, d_model)
+        self.act = ACTIVATIONS[activation]
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(x))))
+
+
+# ====================================================================== blocks
+
+
+class EncoderBlock(nn.Module):
+    """Self-attention and feed-forward, each wrapped in a residual and a layer norm.
+
+    norm_first=True (pre-norm):  x = x + attn(norm1(x));  x = x + ffn(norm2(x))
+    norm_first=False (post-norm): x = norm1(x + attn(x));  x = norm2(x + ffn(x))
+    forward(x (B, T, D), mask broadcasting to (B, H, T, T) or None) -> (B, T, D).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = True,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        _check_common(d_model, n_heads, d_ff, dropout, activation)
+        self.d_model, self.norm_first = d_model, norm_first
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.norm1 = LayerNorm(d_model, eps)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
+        self.norm2 = LayerNorm(d_model, eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        _check_width(x, self.d_model)
+        if self.norm_first:
+            x = x + self.drop(self.attn(self.norm1(x), mask=mask))
+            return x + self.drop(self.ffn(self.norm2(x)))
+        x = self.norm1(x + self.drop(self.attn(x, mask=mask)))
+        return self.norm2(x + self.drop(self.ffn(x)))
+
+
+class DecoderBlock(nn.Module):
+    """Masked self-attention, cross-attention to the encoder's output, feed-forward.
+
+    forward(x (B, T, D), memory (B, S, D) or None, mask=None, memory_mask=None, causal=True):
+    self-attention sees positions 0..t only when causal (the causal mask is combined with
+    `mask`, e.g. a (B, 1, 1, T) padding mask); cross-attention sees the memory where
+    memory_mask (broadcasting to (B, H, T, S)) is True. cross_attention=False drops the middle
+    sub-layer: a GPT block, which takes no memory. Returns (B, T, D).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        norm_first: bool = True,
+        eps: float = 1e-5,
+        cross_attention: bool = True,
+    ):
+        super().__init__()
+        _check_common(d_model, n_heads, d_ff, dropout, activation)
+        self.d_model, self.norm_first = d_model, norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.norm1 = LayerNorm(d_model, eps)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
+        self.norm2 = LayerNorm(d_model, eps)
+        if not cross_attention:
+            self.cross_attn = self.norm2 = None
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
+        self.norm3 = LayerNorm(d_model, eps)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+        causal: bool = True,
+    ) -> torch.Tensor:
+        _check_width(x, self.d_model)
+        if self.cross_attn is not None and memory is None:
+            raise ValueError("this block cross-attends: pass memory, the encoder's (B, S, D)")
+        if self.cross_attn is None and memory is not None:
+            raise ValueError("this block has no cross-attention (a GPT block): memory must be None")
+        if memory is not None:
+            _check_width(memory, self.d_model, "memory")
+            if memory.shape[0] != x.shape[0]:
+                raise ValueError(f"memory has batch {memory.shape[0]}, x has {x.shape[0]}")
+        if causal:
+            c = causal_mask(x.shape[1], device=x.device)
+            mask = c if mask is None else mask & c
+        steps = [(self.norm1, lambda h: self.self_attn(h, mask=mask))]
+        if self.cross_attn is not None:
+            steps.append((self.norm2, lambda h: self.cross_attn(h, kv=memory, mask=memory_mask)))
+        steps.append((self.norm3, self.ffn))
+        for norm, sublayer in steps:
+            if self.norm_first:
+                x = x + self.drop(sublayer(norm(x)))
+            else:
+                x = norm(x + self.drop(sublayer(x)))
+        return x
+
+
+def _torch_activation(layer: nn.Module) -> str:
+    act = layer.activation
+    if act is F.relu or isinstance(act, nn.ReLU):
+        return "relu"
+    if act is F.gelu or isinstance(act, nn.GELU):
+        return "gelu"
+    raise ValueError(f"unsupported activation {act!r} in {type(layer).__name__}")
+
+
+def _copy_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
+    d = theirs.embed_dim
+    w, b = theirs.in_proj_weight, theirs.in_proj_bias  # q, k, v stacked: (3D, D), (3D,)
+    for k, proj in enumerate((ours.q_proj, ours.k_proj, ours.v_proj)):
+        proj.weight.copy_(w[k * d : (k + 1) * d])
+        proj.bias.copy_(b[k * d : (k + 1) * d])
+    ours.out_proj.weight.copy_(theirs.out_proj.weight)
+    ours.out_proj.bias.copy_(theirs.out_proj.bias)
+
+
+def _copy_common(ours: nn.Module, layer: nn.Module, norms: list[tuple[str, str]]) -> None:
+    ours.ffn.fc1.load_state_dict(layer.linear1.state_dict())
+    ours.ffn.fc2.load_state_dict(layer.linear2.state_dict())
+    for mine, theirs in norms:
+        getattr(ours, mine).load_state_dict(getattr(layer, theirs).state_dict())
+
+
+def encoder_block_from_torch(layer: nn.TransformerEncoderLayer) -> EncoderBlock:
+    """An EncoderBlock with the weights (and norm_first, activation, eps) of a torch layer."""
+    if not isinstance(layer, nn.TransformerEncoderLayer):
+        raise TypeError(f"layer must be nn.TransformerEncoderLayer, got {type(layer).__name__}")
+    if not layer.self_attn.batch_first:
+        raise ValueError("layer must be built with batch_first=True (the course's layout)")
+    block = EncoderBlock(
+        layer.self_attn.embed_dim,
+        layer.self_attn.num_heads,
+        layer.linear1.out_features,
+        dropout=layer.dropout.p,
+        activation=_torch_activation(layer),
+        norm_first=layer.norm_first,
+        eps=layer.norm1.eps,
+    )
+    with torch.no_grad():
+        _copy_mha(block.attn, layer.self_attn)
+        _copy_common(block, layer, [("norm1", "norm1"), ("norm2", "norm2")])
+    return block
+
+
+def decoder_block_from_torch(layer: nn.TransformerDecoderLayer) -> DecoderBlock:
+    """A DecoderBlock with the weights of a torch nn.TransformerDecoderLayer."""
+    if not isinstance(layer, nn.TransformerDecoderLayer):
+        raise TypeError(f"layer must be nn.TransformerDecoderLayer, got {type(layer).__name__}")
+    if not layer.self_attn.batch_first:
+        raise ValueError("layer must be built with batch_first=True (the course's layout)")
+    block = DecoderBlock(
+        layer.self_attn.embed_dim,
+        layer.self_attn.num_heads,
+        layer.linear1.out_features,
+        dropout=layer.dropout.p,
+        activation=_torch_activation(layer),
+        norm_first=layer.norm_first,
+        eps=layer.norm1.eps,
+    )
+    with torch.no_grad():
+        _copy_mha(block.self_attn, layer.self_attn)
+        _copy_mha(block.cross_attn, layer.multihead_attn)
+        _copy_common(block, layer, [("norm1", "norm1"), ("norm2", "norm2"), ("norm3", "norm3")])
+    return block
+
+
+def shift_right(targets: torch.Tensor, start_id: int) -> torch.Tensor:
+    """The decoder's input for teacher forcing: (B, T) targets -> (B, T) [start, t_0..t_{T-2}].
+
+    At position t the decoder sees the targets before t and must predict targets[:, t]; fed
+    the targets themselves (unshifted) it could copy the answer.
+    """
+    if targets.dim() != 2:
+        raise ValueError(f"targets must be (batch, seq), got shape {tuple(targets.shape)}")
+    start = torch.full_like(targets[:, :1], start_id)
+    return torch.cat([start, targets[:, :-1]], dim=1)
+
+
+def _check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "ids") -> None:
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.long, torch.int):
+        raise TypeError(f"{name} must be an integer tensor of token ids (batch, seq)")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must be (batch, seq), got shape {tuple(ids.shape)}")
+    if ids.shape[1] > max_len:
+        raise ValueError(f"{name} has {ids.shape[1]} positions, the model holds at most {max_len}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
+
+
+def _key_mask(attention_mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) 1/0 -> (B, 1, 1, T) bool key mask; checked against ids' shape."""
+    if attention_mask is None:
+        return None
+    if attention_mask.shape != ids.shape:
+        raise ValueError(
+            f"attention_mask shape {tuple(attention_mask.shape)} must equal the ids' "
+            f"{tuple(ids.shape)}"
+        )
+    return attention_mask.bool()[:, None, None, :]
+
+
+# ====================================================================== GPT (decoder-only)
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """A decoder-only language model: V tokens, contexts of up to block_size positions."""
+
+    vocab_size: int
+    block_size: int
+    d_model: int
+    n_heads: int
+    n_layers: int
+    d_ff: int
+    dropout: float = 0.0
+    activation: str = "gelu"
+    tie_weights: bool = True  # the output layer reuses the token embedding matrix
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layers"):
+            _positive(name, getattr(self, name))
+        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+
+
+class GPT(nn.Module):
+    """Token + learned position embeddings, n_layers pre-norm causal blocks, a final norm,
+    a linear layer to the vocabulary. forward(ids (B, T), attention_mask (B, T) or None) ->
+    logits (B, T, V): row t scores the token that follows ids[:, t]."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.block_size, c.d_model)
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(
+                c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, cross_attention=False
+            )
+            for _ in range(c.n_layers)
+        )
+        self.norm = LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_weights:
+            self.head.weight = self.tok_emb.weight
+
+    def forward(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        _check_ids(ids, self.config.vocab_size, self.config.block_size)
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # (B, T, D)
+        mask = _key_mask(attention_mask, ids)
+        for block in self.blocks:
+            x = block(x, mask=mask)
+        return self.head(self.norm(x))  # (B, T, V)
+
+
+# ====================================================================== BERT (encoder-only)
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """An encoder-only Transformer; the defaults are all-MiniLM-L6-v2's."""
+
+    vocab_size: int = 30522
+    max_position: int = 512
+    type_vocab_size: int = 2
+    d_model: int = 384
+    n_heads: int = 12
+    n_layers: int = 6
+    d_ff: int = 1536
+    dropout: float = 0.0
+    activation: str = "gelu"
+    eps: float = 1e-12
+    pooler: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_position", "type_vocab_size", "n_layers"):
+            _positive(name, getattr(self, name))
+        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+
+    @classmethod
+    def from_hf(cls, cfg: dict) -> BertConfig:
+        """From a Hugging Face BERT config.json dict (the fields the course's model uses)."""
+        if cfg.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError("only absolute position embeddings are supported")
+        return cls(
+            vocab_size=cfg["vocab_size"],
+            max_position=cfg["max_position_embeddings"],
+            type_vocab_size=cfg["type_vocab_size"],
+            d_model=cfg["hidden_size"],
+            n_heads=cfg["num_attention_heads"],
+            n_layers=cfg["num_hidden_layers"],
+            d_ff=cfg["intermediate_size"],
+            activation={"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh"}[cfg["hidden_act"]],
+            eps=cfg["layer_norm_eps"],
+        )
+
+
+@dataclass
+class BertOutput:
+    """last_hidden_state (B, T, D); hidden_states: the embeddings' output and each layer's,
+    n_layers + 1 tensors of (B, T, D); pooler_output (B, D) or None."""
+
+    last_hidden_state: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...]
+    pooler_output: torch.Tensor | None
+
+
+class BertEmbeddings(nn.Module):
+    """word + position + token-type embeddings, then layer norm and dropout: (B, T) -> (B, T, D)."""
+
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(c.vocab_size, c.d_model)
+        self.position = nn.Embedding(c.max_position, c.d_model)
+        self.token_type = nn.Embedding(c.type_vocab_size, c.d_model)
+        self.norm = LayerNorm(c.d_model, c.eps)
+        self.drop = nn.Dropout(c.dropout)
+
+    def forward(self, ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.word(ids) + self.position(pos) + self.token_type(token_type_ids)
+        return self.drop(self.norm(x))
+
+
+class Bert(nn.Module):
+    """BERT: an encoder-only Transformer with post-norm blocks (norm after each residual).
+
+    forward(input_ids (B, T), attention_mask (B, T) 1/0 or None, token_type_ids (B, T) or None)
+    -> BertOutput. One vector per position comes out, not one per text: a sentence vector is
+    a pooling of them (mean over real tokens, or the pooler on [CLS]).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        if not isinstance(config, BertConfig):
+            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.embeddings = BertEmbeddings(c)
+        self.layers = nn.ModuleList(
+            EncoderBlock(
+                c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, norm_first=False, eps=c.eps
+            )
+            for _ in range(c.n_layers)
+        )
+        self.pooler = nn.Linear(c.d_model, c.d_model) if c.pooler else None
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> BertOutput:
+        c = self.config
+        _check_ids(input_ids, c.vocab_size, c.max_position, "input_ids")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        elif token_type_ids.shape != input_ids.shape:
+            raise ValueError("token_type_ids must have the shape of input_ids")
+        mask = _key_mask(attention_mask, input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        hidden = [x]
+        for layer in self.layers:
+            x = layer(x, mask=mask)
+            hidden.append(x)
+        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
+        return BertOutput(x, tuple(hidden), pooled)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average of the vectors of real tokens: hidden (B, T, D), attention_mask (B, T) -> (B, D)."""
+    if hidden.dim() != 3 or attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"hidden (B, T, D) and attention_mask (B, T) must agree, got "
+            f"{tuple(hidden.shape)} and {tuple(attention_mask.shape)}"
+        )
+    m = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
+
+
+# ====================================================================== encoder-decoder
+
+
+@dataclass(frozen=True)
+class EncoderDecoderConfig:
+    """The 2017 Transformer: an encoder over the source, a decoder over the target so far."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    max_len: int
+    d_model: int
+    n_heads: int
+    n_encoder_layers: int
+    n_decoder_layers: int
+    d_ff: int
+    dropout: float = 0.0
+    activation: str = "relu"
+    norm_first: bool = True
+
+    def __post_init__(self):
+        for name in ("src_vocab_size", "tgt_vocab_size", "max_len"):
+            _positive(name, getattr(self, name))
+        for name in ("n_encoder_layers", "n_decoder_layers"):
+            _positive(name, getattr(self, name))
+        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+
+
+class EncoderDecoder(nn.Module):
+    """encode(src (B, S), src_mask) -> memory (B, S, D): one vector per source position.
+    decode(tgt_in (B, T), memory, src_mask, tgt_mask) -> logits (B, T, V_tgt), causal.
+    forward(src, tgt_in, ...) does both. tgt_in is `shift_right(targets, start_id)`."""
+
+    def __init__(self, config: EncoderDecoderConfig):
+        super().__init__()
+        if not isinstance(config, EncoderDecoderConfig):
+            raise TypeError(f"config must be an EncoderDecoderConfig, got {type(config).__name__}")
+        c = self.config = config
+        self.src_emb = nn.Embedding(c.src_vocab_size, c.d_model)
+        self.tgt_emb = nn.Embedding(c.tgt_vocab_size, c.d_model)
+        self.src_pos = nn.Embedding(c.max_len, c.d_model)
+        self.tgt_pos = nn.Embedding(c.max_len, c.d_model)
+        args = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, c.norm_first)
+        self.encoder = nn.ModuleList(EncoderBlock(*args) for _ in range(c.n_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(*args) for _ in range(c.n_decoder_layers))
+        # pre-norm stacks end in a layer norm (their residual stream is never normalised)
+        self.enc_norm = LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.dec_norm = LayerNorm(c.d_model) if c.norm_first else nn.Identity()
+        self.head = nn.Linear(c.d_model, c.tgt_vocab_size)
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        _check_ids(src, c.src_vocab_size, c.max_len, "src")
+        pos = torch.arange(src.shape[1], device=src.device)
+        x = self.src_emb(src) + self.src_pos(pos)
+        mask = _key_mask(src_mask, src)
+        for block in self.encoder:
+            x = block(x, mask=mask)
+        return self.enc_norm(x)
+
+    def decode(
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        tgt_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        c = self.config
+        _check_ids(tgt_in, c.tgt_vocab_size, c.max_len, "tgt_in")
+        pos = torch.arange(tgt_in.shape[1], device=tgt_in.device)
+        x = self.tgt_emb(tgt_in) + self.tgt_pos(pos)
+        memory_mask = None
+        if src_mask is not None:
+            memory_mask = src_mask.bool()[:, None, None, :]
+        mask = _key_mask(tgt_mask, tgt_in)
+        for block in self.decoder:
+            x = block(x, memory, mask=mask, memory_mask=memory_mask, causal=True)
+        return self.head(self.dec_norm(x))
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt_in: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        tgt_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
+
+
+# ====================================================================== parameter counts
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (a tied matrix counts once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def _attention_params(d: int) -> int:
+    return 4 * (d * d + d)  # q, k, v, out: a (D, D) weight and a (D,) bias each
+
+
+def _ffn_params(d: int, d_ff: int) -> int:
+    return d * d_ff + d_ff + d_ff * d + d
+
+
+def parameters_by_formula(config: GPTConfig | BertConfig | EncoderDecoderConfig) -> int:
+    """The parameter count of the model a config describes, from its sizes alone."""
+    if not isinstance(config, GPTConfig | BertConfig | EncoderDecoderConfig):
+        raise TypeError(
+            f"config must be a GPTConfig, BertConfig or EncoderDecoderConfig, got "
+            f"{type(config).__name__}"
+        )
+    ln = 2 * config.d_model  # a layer norm: scale and shift
+    d = config.d_model
+    enc_block = _attention_params(d) + _ffn_params(d, config.d_ff) + 2 * ln
+    if isinstance(config, GPTConfig):
+        block = enc_block  # self-attention, feed-forward, two norms: no cross-attention
+        head = 0 if config.tie_weights else config.vocab_size * d
+        return (config.vocab_size + config.block_size) * d + config.n_layers * block + ln + head
+    if isinstance(config, BertConfig):
+        embeddings = (config.vocab_size + config.max_position + config.type_vocab_size) * d + ln
+        pooler = d * d + d if config.pooler else 0
+        return embeddings + config.n_layers * enc_block + pooler
+    # EncoderDecoderConfig
+    dec_block = enc_block + _attention_params(d) + ln  # plus cross-attention and its norm
+    embeddings = (config.src_vocab_size + config.tgt_vocab_size + 2 * config.max_len) * d
+    final_norms = 2 * ln if config.norm_first else 0
+    head = d * config.tgt_vocab_size + config.tgt_vocab_size
+    return (
+        embeddings
+        + config.n_encoder_layers * enc_block
+        + config.n_decoder_layers * dec_block
+        + final_norms
+        + head
+    )

@@ -1,0 +1,464 @@
+"""course_lib.attention against PyTorch: forward and backward, masks, heads, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import notebooks as nbtools
+from course_lib import attention as A
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_attention.ipynb"
+F32 = dict(rtol=1e-5, atol=1e-6)
+
+
+def _qkv(shape_q, t_k, d_v=None, seed=0, requires_grad=True):
+    g = torch.Generator().manual_seed(seed)
+    *lead, t_q, d = shape_q
+    d_v = d if d_v is None else d_v
+    q = torch.randn(*lead, t_q, d, generator=g)
+    k = torch.randn(*lead, t_k, d, generator=g)
+    v = torch.randn(*lead, t_k, d_v, generator=g)
+    return [x.requires_grad_(requires_grad) for x in (q, k, v)]
+
+
+def _assert_same_forward_backward(ours_fn, ref_fn, inputs, seed=1):
+    """ours_fn(*inputs) and ref_fn(*inputs): equal outputs and equal input gradients."""
+    ours = ours_fn(*inputs)
+    ref = ref_fn(*inputs)
+    torch.testing.assert_close(ours, ref, **F32)
+    g = torch.randn(ours.shape, generator=torch.Generator().manual_seed(seed))
+    grads = torch.autograd.grad(ours, inputs, g)
+    grads_ref = torch.autograd.grad(ref, inputs, g)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, **F32)
+
+
+# --------------------------------------------------------------------------- the function
+
+SHAPES = [
+    # (q shape, T_k, d_v)
+    ((1, 1, 1), 1, None),  # the smallest: batch 1, one token, width 1
+    ((1, 7, 8), 7, None),  # batch 1, odd length
+    ((3, 5, 4), 9, 6),  # cross-attention T_q != T_k, d_v != d
+    ((2, 3, 5, 8), 11, None),  # with a head axis, odd lengths
+    ((2, 1, 1, 16), 13, 3),  # a single query (generation step)
+]
+
+
+@pytest.mark.parametrize("shape_q, t_k, d_v", SHAPES)
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_sdpa_equals_torch_without_mask(shape_q, t_k, d_v, scale):
+    q, k, v = _qkv(shape_q, t_k, d_v)
+    _assert_same_forward_backward(
+        lambda q, k, v: A.scaled_dot_product_attention(q, k, v, scale=scale)[0],
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, scale=scale),
+        [q, k, v],
+    )
+
+
+def _random_mask(shape, seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(shape, generator=g) > 0.4
+    mask[..., 0] = True  # every query row keeps one key (fully masked rows are tested below)
+    return mask
+
+
+@pytest.mark.parametrize("shape_q, t_k, d_v", SHAPES)
+@pytest.mark.parametrize("kind", ["random", "broadcast", "causal"])
+def test_sdpa_equals_torch_with_masks(shape_q, t_k, d_v, kind):
+    q, k, v = _qkv(shape_q, t_k, d_v, seed=2)
+    t_q = shape_q[-2]
+    if kind == "random":
+        mask = _random_mask((*shape_q[:-1], t_k), seed=3)  # the full score shape
+    elif kind == "broadcast":
+        mask = _random_mask((1, t_k), seed=4)  # one key mask for every query and batch
+    else:
+        mask = torch.ones(t_q, t_k, dtype=torch.bool).tril(diagonal=t_k - t_q)
+    _assert_same_forward_backward(
+        lambda q, k, v: A.scaled_dot_product_attention(q, k, v, mask=mask)[0],
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        [q, k, v],
+    )
+
+
+def test_sdpa_causal_mask_equals_is_causal():
+    q, k, v = _qkv((2, 3, 9, 8), 9, seed=5)
+    _assert_same_forward_backward(
+        lambda q, k, v: A.scaled_dot_product_attention(q, k, v, mask=A.causal_mask(9))[0],
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        [q, k, v],
+    )
+
+
+def test_sdpa_non_contiguous_inputs():
+    g = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(2, 6, 3, 8, generator=g) for _ in range(3))  # (B, T, H, d)
+    q, k, v = (x.transpose(1, 2).requires_grad_() for x in (q, k, v))  # (2, 3, 6, 8) views
+    assert not q.is_contiguous()
+    _assert_same_forward_backward(
+        lambda q, k, v: A.scaled_dot_product_attention(q, k, v)[0],
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v),
+        [q, k, v],
+    )
+
+
+def test_sdpa_weights_are_a_distribution_with_zeros_where_masked():
+    q, k, v = _qkv((2, 4, 5, 8), 7, seed=7, requires_grad=False)
+    mask = _random_mask((2, 4, 5, 7), seed=8)
+    out, w = A.scaled_dot_product_attention(q, k, v, mask=mask)
+    assert w.shape == (2, 4, 5, 7) and out.shape == (2, 4, 5, 8)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 5))
+    assert torch.all(w[~mask] == 0)
+    torch.testing.assert_close(out, w @ v, **F32)
+    expected = torch.softmax(
+        (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~mask, -math.inf), -1
+    )
+    torch.testing.assert_close(w, expected, **F32)
+
+
+def test_sdpa_fully_masked_row_gives_zeros_not_nan():
+    q, k, v = _qkv((1, 3, 4), 5, seed=9)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[1] = False  # query 1 may attend to nothing
+    out, w = A.scaled_dot_product_attention(q, k, v, mask=mask)
+    assert torch.all(w[0, 1] == 0) and torch.all(out[0, 1] == 0)
+    out.sum().backward()
+    for x in (q, k, v):
+        assert torch.isfinite(x.grad).all()
+    assert torch.all(q.grad[0, 1] == 0)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **F32)
+
+
+def test_sdpa_float64_gradcheck():
+    q, k, v = (x.double() for x in _qkv((1, 3, 4), 5, seed=10, requires_grad=False))
+    mask = _random_mask((3, 5), seed=11)
+    for x in (q, k, v):
+        x.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda q, k, v: A.scaled_dot_product_attention(q, k, v, mask=mask)[0], (q, k, v)
+    )
+
+
+@pytest.mark.parametrize(
+    "shapes, mask, exc, message",
+    [
+        (((2, 3, 4), (2, 5, 6), (2, 5, 4)), None, ValueError, "share their last dimension"),
+        (((2, 3, 4), (2, 5, 4), (2, 6, 4)), None, ValueError, "same length"),
+        (((2, 3, 4), (2, 5, 4), (2, 5, 4)), torch.ones(3, 5), TypeError, "boolean"),
+        (
+            ((2, 3, 4), (2, 5, 4), (2, 5, 4)),
+            torch.ones(2, 7, dtype=torch.bool),
+            ValueError,
+            r"mask shape \(2, 7\) does not broadcast to scores \(2, 3, 5\)",
+        ),
+    ],
+)
+def test_sdpa_bad_input(shapes, mask, exc, message):
+    q, k, v = (torch.randn(s) for s in shapes)
+    with pytest.raises(exc, match=message):
+        A.scaled_dot_product_attention(q, k, v, mask=mask)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+@pytest.mark.parametrize("t", [1, 2, 7])
+def test_causal_mask(t):
+    m = A.causal_mask(t)
+    assert m.dtype == torch.bool and m.shape == (t, t)
+    i = torch.arange(t)
+    assert torch.equal(m, i[None, :] <= i[:, None])
+    # the opposite of what nn.Transformer's causal mask blocks
+    blocked = nn.Transformer.generate_square_subsequent_mask(t) == -math.inf
+    assert torch.equal(m, ~blocked)
+
+
+@pytest.mark.parametrize("t", [0, -3, True, 2.0, "4"])
+def test_causal_mask_bad_length(t):
+    with pytest.raises(ValueError, match="t must be a positive int"):
+        A.causal_mask(t)
+
+
+def test_padding_mask():
+    attn = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    m = A.padding_mask(attn)
+    assert m.dtype == torch.bool and m.shape == (2, 1, 1, 4)
+    assert torch.equal(m[:, 0, 0], attn.bool())
+    # broadcasts to (B, H, T, T) scores and blocks exactly the padded keys
+    full = m.expand(2, 3, 4, 4)
+    assert torch.equal(full[1, 2, 3], torch.tensor([True, False, False, False]))
+    assert torch.equal(A.padding_mask(attn.bool()), m)
+
+
+def test_padding_mask_bad_input():
+    with pytest.raises(ValueError, match=r"attention_mask must be \(batch, seq\)"):
+        A.padding_mask(torch.ones(4))
+    with pytest.raises(TypeError, match="attention_mask must be a tensor"):
+        A.padding_mask([[1, 1, 0]])
+
+
+# --------------------------------------------------------------------------- heads
+
+
+@given(
+    b=st.integers(1, 3),
+    t=st.integers(1, 9),
+    h=st.integers(1, 5),
+    dh=st.integers(1, 6),
+)
+def test_split_merge_round_trip_and_layout(b, t, h, dh):
+    x = torch.randn(b, t, h * dh)
+    heads = A.split_heads(x, h)
+    assert heads.shape == (b, h, t, dh)
+    for j in range(h):  # head j holds the j-th contiguous block of columns
+        torch.testing.assert_close(heads[:, j], x[..., j * dh : (j + 1) * dh], rtol=0, atol=0)
+    torch.testing.assert_close(A.merge_heads(heads), x, rtol=0, atol=0)
+    y = torch.randn(b, h, t, dh)
+    torch.testing.assert_close(A.split_heads(A.merge_heads(y), h), y, rtol=0, atol=0)
+
+
+def test_split_heads_non_contiguous_input():
+    x = torch.randn(5, 2, 12).transpose(0, 1)  # (2, 5, 12), not contiguous: .view would fail
+    assert not x.is_contiguous()
+    torch.testing.assert_close(
+        A.split_heads(x, 3), A.split_heads(x.contiguous(), 3), rtol=0, atol=0
+    )
+
+
+@pytest.mark.parametrize(
+    "shape, n_heads, message",
+    [
+        ((2, 5), 1, r"x must be \(batch, seq, width\)"),
+        ((2, 5, 10), 3, "width 10 is not divisible by n_heads=3"),
+        ((2, 5, 10), 0, "n_heads must be a positive int"),
+        ((2, 5, 10), True, "n_heads must be a positive int"),
+    ],
+)
+def test_split_heads_bad_input(shape, n_heads, message):
+    with pytest.raises(ValueError, match=message):
+        A.split_heads(torch.randn(shape), n_heads)
+
+
+def test_merge_heads_bad_input():
+    with pytest.raises(ValueError, match=r"x must be \(batch, heads, seq, head_dim\)"):
+        A.merge_heads(torch.randn(2, 3, 4))
+
+
+# --------------------------------------------------------------------------- the module
+
+MHA_CASES = [
+    # (B, T_q, T_k, d_model, H, mask kind, bias)
+    (1, 1, 1, 4, 1, "none", True),
+    (1, 7, 7, 12, 3, "causal", True),
+    (3, 5, 5, 16, 4, "padding", True),
+    (2, 3, 9, 8, 2, "padding", True),  # cross-attention with a padded memory
+    (2, 6, 11, 24, 6, "none", False),  # cross-attention, no biases
+    (2, 4, 4, 6, 2, "both", True),  # padded and causal
+]
+
+
+def _mask_pair(kind, B, T_q, T_k, seed):
+    """Our mask (True = may attend) and nn.MultiheadAttention's keywords (True = blocked)."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, T_k + 1, (B,), generator=g)
+    attn = (torch.arange(T_k)[None, :] < lengths[:, None]).long()  # (B, T_k)
+    if kind == "none":
+        return None, {}
+    if kind == "padding":
+        return A.padding_mask(attn), dict(key_padding_mask=~attn.bool())
+    if kind == "causal":
+        return A.causal_mask(T_q), dict(attn_mask=~A.causal_mask(T_q))
+    return (
+        A.padding_mask(attn) & A.causal_mask(T_q),
+        dict(key_padding_mask=~attn.bool(), attn_mask=~A.causal_mask(T_q)),
+    )
+
+
+@pytest.mark.parametrize("B, T_q, T_k, d_model, H, kind, bias", MHA_CASES)
+def test_multihead_equals_torch_forward_and_backward(B, T_q, T_k, d_model, H, kind, bias):
+    torch.manual_seed(B * 100 + T_q * 10 + T_k)
+    ours = A.MultiHeadAttention(d_model, H, bias=bias)
+    ref = A.to_torch_multihead(ours)
+    x = torch.randn(B, T_q, d_model, requires_grad=True)
+    kv = torch.randn(B, T_k, d_model, requires_grad=True) if T_k != T_q else None
+    mask, kw = _mask_pair(kind, B, T_q, T_k, seed=T_k)
+    mem = x if kv is None else kv
+
+    y = ours(x, kv, mask=mask)
+    y_ref, w_ref = ref(x, mem, mem, average_attn_weights=False, **kw)
+    assert y.shape == (B, T_q, d_model)
+    torch.testing.assert_close(y, y_ref, **F32)
+    assert ours.last_weights.shape == (B, H, T_q, T_k)
+    torch.testing.assert_close(ours.last_weights, w_ref, **F32)
+
+    g = torch.randn_like(y)
+    inputs = [x] if kv is None else [x, kv]
+    p, pr = dict(ours.named_parameters()), dict(ref.named_parameters())
+    n = len(inputs)
+    all_ours = torch.autograd.grad(y, [*inputs, *p.values()], g)
+    all_ref = torch.autograd.grad(y_ref, [*inputs, *pr.values()], g)
+    for a, b in zip(all_ours[:n], all_ref[:n], strict=True):  # inputs
+        torch.testing.assert_close(a, b, **F32)
+    grads = dict(zip(p, all_ours[n:], strict=True))
+    grads_ref = dict(zip(pr, all_ref[n:], strict=True))
+    stacked = torch.cat([grads["q_proj.weight"], grads["k_proj.weight"], grads["v_proj.weight"]])
+    torch.testing.assert_close(stacked, grads_ref["in_proj_weight"], **F32)
+    torch.testing.assert_close(grads["out_proj.weight"], grads_ref["out_proj.weight"], **F32)
+    if bias:
+        stacked_b = torch.cat([grads["q_proj.bias"], grads["k_proj.bias"], grads["v_proj.bias"]])
+        torch.testing.assert_close(stacked_b, grads_ref["in_proj_bias"], **F32)
+        torch.testing.assert_close(grads["out_proj.bias"], grads_ref["out_proj.bias"], **F32)
+
+
+@pytest.mark.parametrize("B, T_q, T_k, d_model, H, kind, bias", MHA_CASES)
+def test_multihead_fast_equals_slow(B, T_q, T_k, d_model, H, kind, bias):
+    torch.manual_seed(7)
+    slow = A.MultiHeadAttention(d_model, H, bias=bias)
+    fast = A.MultiHeadAttention(d_model, H, bias=bias, fast=True)
+    fast.load_state_dict(slow.state_dict())
+    x = torch.randn(B, T_q, d_model)
+    kv = torch.randn(B, T_k, d_model) if T_k != T_q else None
+    mask, _ = _mask_pair(kind, B, T_q, T_k, seed=3)
+    y_slow, y_fast = slow(x, kv, mask=mask), fast(x, kv, mask=mask)
+    torch.testing.assert_close(y_fast, y_slow, **F32)
+    g = torch.randn_like(y_slow)
+    for a, b in zip(
+        torch.autograd.grad(y_fast, list(fast.parameters()), g),
+        torch.autograd.grad(y_slow, list(slow.parameters()), g),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, **F32)
+
+
+def test_multihead_parameter_names_and_shapes():
+    m = A.MultiHeadAttention(12, 3)
+    assert {n: tuple(p.shape) for n, p in m.named_parameters()} == {
+        f"{proj}.{kind}": (12, 12) if kind == "weight" else (12,)
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj")
+        for kind in ("weight", "bias")
+    }
+    assert m.last_weights is None
+    assert len(list(A.MultiHeadAttention(12, 3, bias=False).parameters())) == 4
+
+
+def test_multihead_dropout_only_in_training():
+    torch.manual_seed(0)
+    m = A.MultiHeadAttention(8, 2, dropout=0.5)
+    plain = A.MultiHeadAttention(8, 2)
+    plain.load_state_dict(m.state_dict())
+    x = torch.randn(2, 5, 8)
+    m.eval()
+    torch.testing.assert_close(m(x), plain(x), **F32)  # eval: no dropout
+    m.train()
+    torch.manual_seed(1)
+    y = m(x)
+    # the same computation by hand: dropout on the weights, rescaled by 1 / (1 - p)
+    torch.manual_seed(1)
+    v = A.split_heads(m.v_proj(x), 2)
+    dropped = F.dropout(plain.last_weights, 0.5) @ v
+    torch.testing.assert_close(y, m.out_proj(A.merge_heads(dropped)), **F32)
+    assert not torch.allclose(y, plain(x))
+
+
+@pytest.mark.parametrize(
+    "d_model, n_heads, message",
+    [
+        (10, 3, "d_model=10 is not divisible by n_heads=3"),
+        (0, 1, "d_model and n_heads must be positive"),
+        (8, 0, "d_model and n_heads must be positive"),
+    ],
+)
+def test_multihead_bad_widths(d_model, n_heads, message):
+    with pytest.raises(ValueError, match=message):
+        A.MultiHeadAttention(d_model, n_heads)
+
+
+def test_to_torch_multihead_bad_input():
+    with pytest.raises(TypeError, match="mha must be a MultiHeadAttention"):
+        A.to_torch_multihead(nn.Linear(4, 4))
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_score_bytes():
+    assert A.score_bytes(2, 4, 256, 256) == 2 * 4 * 256 * 256 * 4
+    assert A.score_bytes(1, 1, 3, 5, torch.bfloat16) == 30
+    q, k = torch.randn(2, 3, 7, 4), torch.randn(2, 3, 9, 4)
+    scores = q @ k.transpose(-2, -1)
+    assert A.score_bytes(2, 3, 7, 9) == scores.numel() * scores.element_size()
+
+
+@pytest.mark.parametrize(
+    "args, exc, message",
+    [
+        ((0, 1, 2, 2), ValueError, "batch must be a positive int"),
+        ((1, 1, 2.0, 2), ValueError, "t_q must be a positive int"),
+        ((1, True, 2, 2), ValueError, "heads must be a positive int"),
+        ((1, 1, 2, 2, "float32"), TypeError, "dtype must be a torch.dtype"),
+    ],
+)
+def test_score_bytes_bad_input(args, exc, message):
+    with pytest.raises(exc, match=message):
+        A.score_bytes(*args)
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    """Every exercise body below, tried in ONE execution of the notebook."""
+    return nbtools.run_exercises(
+        NOTEBOOK,
+        {
+            "make_causal_mask": [
+                "return torch.ones(t, t, dtype=torch.bool).tril()",
+                "return torch.ones(t, t, dtype=torch.bool).tril(-1)",
+                "return torch.ones(t, t, dtype=torch.bool).triu()",
+                "return torch.ones(t, t).tril() == 0",
+            ],
+            "scaled_scores": [
+                "return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])",
+                "return q @ k.transpose(-2, -1)",
+                "return q @ k.transpose(-2, -1) / q.shape[-1]",
+                "return q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])",
+            ],
+            "to_heads": [
+                "b, t, d = x.shape\nreturn x.view(b, t, n_heads, d // n_heads).permute(0, 2, 1, 3)",
+                "b, t, d = x.shape\nreturn x.reshape(b, n_heads, t, d // n_heads)",
+                "b, t, d = x.shape\nreturn x.view(b, t, d // n_heads, n_heads).permute(0, 3, 1, 2)",
+            ],
+        },
+    )
+
+
+def test_exercise_causal_mask_wrong_answers_are_named(verdicts):
+    right, no_diagonal, upper, inverted = verdicts["make_causal_mask"]
+    assert right == "make_causal_mask: all 3 cases pass. Well done!\n"
+    assert "hint: this looks like the diagonal left out" in no_diagonal
+    assert "hint: this looks like the upper triangle" in upper
+    assert "hint: this looks like the mask inverted" in inverted
+
+
+def test_exercise_scaled_scores_wrong_answers_are_named(verdicts):
+    right, unscaled, by_d, by_keys = verdicts["scaled_scores"]
+    assert right == "scaled_scores: all 3 cases pass. Well done!\n"
+    assert "hint: this looks like no scaling" in unscaled
+    assert "hint: this looks like dividing by d" in by_d
+    assert "hint: this looks like scaling by the number of keys" in by_keys
+
+
+def test_exercise_to_heads_wrong_answers_are_named(verdicts):
+    right, no_transpose, interleaved = verdicts["to_heads"]
+    assert right == "to_heads: all 4 cases pass. Well done!\n"
+    assert "hint: this looks like a view without the transpose" in no_transpose
+    assert "hint: this looks like interleaved heads" in interleaved

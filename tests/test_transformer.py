@@ -1,0 +1,335 @@
+"""course_lib.transformer against PyTorch's layers: forward, backward, masks, configs, counts."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import notebooks as nbtools
+from course_lib import transformer as T
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def close(a, b, rtol=RTOL, atol=ATOL):
+    torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
+# ------------------------------------------------------------------ layer norm
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 5), (3, 7), (2, 1, 9), (4, 3, 2, 6), (2, 3, 2)])
+def test_layer_norm_matches_torch_forward_and_backward(shape):
+    torch.manual_seed(0)
+    d = shape[-1]
+    x = (torch.randn(shape) * 3 + 1).requires_grad_()
+    ours_mod, ref_mod = T.LayerNorm(d, eps=1e-5), nn.LayerNorm(d, eps=1e-5)
+    with torch.no_grad():
+        w, b = torch.randn(d), torch.randn(d)
+        ours_mod.weight.copy_(w), ours_mod.bias.copy_(b)
+        ref_mod.weight.copy_(w), ref_mod.bias.copy_(b)
+    g = torch.randn(shape)
+    ours, ref = ours_mod(x), ref_mod(x)
+    close(ours, ref)
+    go = torch.autograd.grad(ours, (x, ours_mod.weight, ours_mod.bias), g)
+    gr = torch.autograd.grad(ref, (x, ref_mod.weight, ref_mod.bias), g)
+    for a, b in zip(go, gr, strict=True):
+        close(a, b, atol=1e-5)
+
+
+def test_layer_norm_non_contiguous_and_constant_rows():
+    x = torch.randn(6, 4).t()  # (4, 6), non-contiguous
+    close(T.layer_norm(x), F.layer_norm(x, (6,)))
+    const = torch.full((2, 5), 3.0)
+    close(T.layer_norm(const), F.layer_norm(const, (5,)))  # variance 0: eps keeps it finite
+
+
+def test_layer_norm_bad_weight():
+    with pytest.raises(ValueError, match="weight must have shape \\(4,\\)"):
+        T.layer_norm(torch.randn(2, 4), torch.ones(3))
+    with pytest.raises(ValueError, match="d_model must be a positive int"):
+        T.LayerNorm(0)
+
+
+# ------------------------------------------------------------------ blocks vs torch
+
+
+def _grads(module, x, extra=()):
+    params = [p for p in module.parameters()]
+    return torch.autograd.grad(module(x, *extra).pow(2).sum(), [x, *params], allow_unused=True)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_encoder_block_equals_torch(norm_first, activation):
+    torch.manual_seed(1)
+    d, h, ff = 12, 3, 20
+    ref = nn.TransformerEncoderLayer(
+        d, h, ff, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
+    )
+    ours = T.encoder_block_from_torch(ref)
+    x = torch.randn(2, 5, d, requires_grad=True)
+    close(ours(x), ref(x), atol=1e-5)
+    # gradients of the input and of matching parameters
+    gx_ours = torch.autograd.grad(ours(x).pow(2).sum(), x)[0]
+    gx_ref = torch.autograd.grad(ref(x).pow(2).sum(), x)[0]
+    close(gx_ours, gx_ref, atol=1e-5)
+    g_ours = torch.autograd.grad(ours(x).pow(2).sum(), ours.ffn.fc1.weight)[0]
+    g_ref = torch.autograd.grad(ref(x).pow(2).sum(), ref.linear1.weight)[0]
+    close(g_ours, g_ref, atol=1e-5)
+    g_ours = torch.autograd.grad(ours(x).pow(2).sum(), ours.attn.q_proj.weight)[0]
+    g_ref = torch.autograd.grad(ref(x).pow(2).sum(), ref.self_attn.in_proj_weight)[0][:d]
+    close(g_ours, g_ref, atol=1e-5)
+
+
+def test_encoder_block_padding_mask_batch_one_and_odd_lengths():
+    torch.manual_seed(2)
+    ref = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    ours = T.encoder_block_from_torch(ref)
+    for b, t in [(1, 1), (1, 7), (3, 5)]:
+        x = torch.randn(b, t, 8)
+        lengths = torch.randint(1, t + 1, (b,))
+        am = (torch.arange(t)[None] < lengths[:, None]).long()  # (B, T)
+        got = ours(x, mask=am.bool()[:, None, None, :])
+        want = ref(x, src_key_padding_mask=am == 0)
+        real = am.bool()
+        close(got[real], want[real], atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_block_equals_torch(norm_first):
+    torch.manual_seed(3)
+    d, h, ff = 16, 4, 24
+    ref = nn.TransformerDecoderLayer(
+        d, h, ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=norm_first
+    )
+    ours = T.decoder_block_from_torch(ref)
+    y = torch.randn(2, 5, d, requires_grad=True)
+    memory = torch.randn(2, 7, d, requires_grad=True)
+    mem_am = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    causal = nn.Transformer.generate_square_subsequent_mask(5)
+    got = ours(y, memory, memory_mask=mem_am.bool()[:, None, None, :])
+    want = ref(y, memory, tgt_mask=causal, memory_key_padding_mask=mem_am == 0)
+    close(got, want, atol=1e-5)
+    g_ours = torch.autograd.grad(got.pow(2).sum(), (y, memory))
+    g_ref = torch.autograd.grad(want.pow(2).sum(), (y, memory))
+    for a, b in zip(g_ours, g_ref, strict=True):
+        close(a, b, atol=1e-5)
+
+
+def test_decoder_block_is_causal_and_checks_memory():
+    torch.manual_seed(4)
+    blk = T.DecoderBlock(8, 2, 16)
+    y, mem = torch.randn(1, 6, 8), torch.randn(1, 3, 8)
+    base = blk(y, mem)
+    y2 = y.clone()
+    y2[:, 3] = torch.randn(8)
+    diff = (blk(y2, mem) - base).abs().amax(dim=(0, 2))
+    assert torch.all(diff[:3] == 0) and torch.all(diff[3:] > 0)
+    with pytest.raises(ValueError, match="pass memory"):
+        blk(y)
+    gpt_blk = T.DecoderBlock(8, 2, 16, cross_attention=False)
+    with pytest.raises(ValueError, match="memory must be None"):
+        gpt_blk(y, mem)
+    with pytest.raises(ValueError, match="memory has batch 2, x has 1"):
+        blk(y, torch.randn(2, 3, 8))
+
+
+def test_block_shape_and_config_errors():
+    with pytest.raises(ValueError, match="not divisible by n_heads=5"):
+        T.EncoderBlock(12, 5, 24)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        T.EncoderBlock(12, 3, 24, activation="swish")
+    with pytest.raises(ValueError, match="dropout must be in"):
+        T.FeedForward(12, 24, dropout=1.0)
+    with pytest.raises(ValueError, match=r"x must be \(batch, seq, 12\), got shape \(2, 5, 8\)"):
+        T.EncoderBlock(12, 3, 24)(torch.randn(2, 5, 8))
+    with pytest.raises(TypeError, match="nn.TransformerEncoderLayer"):
+        T.encoder_block_from_torch(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="batch_first=True"):
+        T.encoder_block_from_torch(nn.TransformerEncoderLayer(8, 2))
+
+
+# ------------------------------------------------------------------ models, configs, counts
+
+
+def small_configs():
+    return [
+        T.GPTConfig(vocab_size=37, block_size=11, d_model=12, n_heads=3, n_layers=2, d_ff=20),
+        T.GPTConfig(37, 11, 12, 3, 1, 20, tie_weights=False, activation="gelu_tanh"),
+        T.BertConfig(vocab_size=50, max_position=16, d_model=8, n_heads=2, n_layers=2, d_ff=12),
+        T.BertConfig(50, 16, 3, 8, 2, 1, 12, pooler=False),
+        T.EncoderDecoderConfig(30, 41, 13, 8, 2, 2, 3, 16),
+        T.EncoderDecoderConfig(30, 41, 13, 8, 2, 1, 1, 16, norm_first=False),
+    ]
+
+
+MODELS = {T.GPTConfig: T.GPT, T.BertConfig: T.Bert, T.EncoderDecoderConfig: T.EncoderDecoder}
+
+
+@pytest.mark.parametrize("cfg", small_configs(), ids=lambda c: type(c).__name__)
+def test_parameter_count_formula(cfg):
+    model = MODELS[type(cfg)](cfg)
+    assert T.count_parameters(model) == T.parameters_by_formula(cfg)
+
+
+def test_known_parameter_counts():
+    gpt2 = T.GPTConfig(50257, 1024, 768, 12, 12, 3072)
+    assert T.parameters_by_formula(gpt2) == 124_439_808  # GPT-2 small
+    assert T.parameters_by_formula(T.BertConfig()) == 22_713_216  # all-MiniLM-L6-v2
+    with pytest.raises(TypeError, match="config must be"):
+        T.parameters_by_formula({"d_model": 4})
+
+
+def test_gpt_shapes_causality_and_tying():
+    torch.manual_seed(5)
+    cfg = T.GPTConfig(vocab_size=37, block_size=11, d_model=12, n_heads=3, n_layers=2, d_ff=20)
+    gpt = T.GPT(cfg)
+    ids = torch.randint(0, 37, (3, 9))
+    logits = gpt(ids)
+    assert logits.shape == (3, 9, 37)
+    assert gpt.head.weight is gpt.tok_emb.weight
+    ids2 = ids.clone()
+    ids2[:, 6] = (ids2[:, 6] + 1) % 37
+    diff = (gpt(ids2) - logits).abs().amax(dim=(0, 2))
+    assert torch.all(diff[:6] == 0) and torch.all(diff[6:] > 0)
+    assert gpt(ids[:1, :1]).shape == (1, 1, 37)
+    with pytest.raises(ValueError, match="at most 11"):
+        gpt(torch.zeros(1, 12, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 37\)"):
+        gpt(torch.full((1, 3), 37))
+    with pytest.raises(TypeError, match="integer tensor"):
+        gpt(torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="GPTConfig"):
+        T.GPT(T.BertConfig())
+
+
+def test_encoder_decoder_shapes_and_shift():
+    torch.manual_seed(6)
+    cfg = T.EncoderDecoderConfig(30, 41, 13, 8, 2, 2, 2, 16)
+    model = T.EncoderDecoder(cfg)
+    src, tgt = torch.randint(0, 30, (2, 7)), torch.randint(1, 41, (2, 5))
+    memory = model.encode(src)
+    assert memory.shape == (2, 7, 8)  # one vector per source position
+    tgt_in = T.shift_right(tgt, 0)
+    assert tgt_in[:, 0].eq(0).all() and torch.equal(tgt_in[:, 1:], tgt[:, :-1])
+    assert model(src, tgt_in).shape == (2, 5, 41)
+    # padding the source with masked positions leaves the output unchanged
+    src_pad = torch.cat([src, torch.zeros(2, 3, dtype=torch.long)], dim=1)
+    am = torch.cat([torch.ones(2, 7), torch.zeros(2, 3)], dim=1).long()
+    close(model(src_pad, tgt_in, src_mask=am), model(src, tgt_in), atol=1e-5)
+    with pytest.raises(ValueError, match="targets must be"):
+        T.shift_right(torch.zeros(3, dtype=torch.long), 0)
+
+
+def test_bert_hidden_states_mask_and_pooling():
+    torch.manual_seed(7)
+    cfg = T.BertConfig(vocab_size=50, max_position=16, d_model=8, n_heads=2, n_layers=3, d_ff=12)
+    bert = T.Bert(cfg).eval()
+    ids = torch.randint(5, 50, (2, 6))
+    am = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    out = bert(ids, am)
+    assert len(out.hidden_states) == 4 and out.last_hidden_state.shape == (2, 6, 8)
+    assert out.pooler_output.shape == (2, 8)
+    alone = bert(ids[1:, :4]).last_hidden_state
+    close(out.last_hidden_state[1:, :4], alone, atol=1e-5)  # padding changes nothing real
+    pooled = T.mean_pool(out.last_hidden_state, am)
+    close(pooled[1], alone[0].mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match="attention_mask shape"):
+        bert(ids, am[:, :3])
+    with pytest.raises(ValueError, match="must agree"):
+        T.mean_pool(out.last_hidden_state, am[:, :3])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: T.GPTConfig(0, 8, 8, 2, 1, 8), "vocab_size must be a positive int"),
+        (lambda: T.GPTConfig(10, 8, 10, 4, 1, 8), "not divisible"),
+        (lambda: T.BertConfig(n_layers=True), "n_layers must be a positive int"),
+        (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 0, 8), "n_decoder_layers"),
+        (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8, dropout=-0.1), "dropout"),
+    ],
+)
+def test_config_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bert_config_from_hf():
+    cfg = T.BertConfig.from_hf(
+        {
+            "vocab_size": 100,
+            "max_position_embeddings": 32,
+            "type_vocab_size": 2,
+            "hidden_size": 16,
+            "num_attention_heads": 4,
+            "num_hidden_layers": 2,
+            "intermediate_size": 64,
+            "hidden_act": "gelu",
+            "layer_norm_eps": 1e-12,
+        }
+    )
+    assert (cfg.d_model, cfg.n_heads, cfg.eps, cfg.activation) == (16, 4, 1e-12, "gelu")
+    with pytest.raises(ValueError, match="absolute position"):
+        T.BertConfig.from_hf({"position_embedding_type": "relative_key"})
+
+
+# ------------------------------------------------------------------ notebook 04's exercises
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_transformer.ipynb"
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    """One execution of notebook 04's prefix, trying right and wrong bodies for each exercise."""
+    return nbtools.run_exercises(
+        NOTEBOOK,
+        {
+            "layer_norm_by_hand": [
+                "mean = x.mean(-1, keepdim=True)\n"
+                "var = x.var(-1, keepdim=True, correction=0)\n"
+                "return (x - mean) / torch.sqrt(var + eps) * weight + bias",
+                "mean = x.mean(-1, keepdim=True)\n"
+                "return (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias",
+                "mean = x.mean(-1, keepdim=True)\n"
+                "return (x - mean) / (x.std(-1, keepdim=True, correction=0) + eps) * weight + bias",
+            ],
+            "decoder_input": [
+                "return torch.cat([torch.full_like(targets[:, :1], start_id), targets[:, :-1]], 1)",
+                "return targets",
+                "return torch.cat([targets[:, 1:], torch.full_like(targets[:, :1], start_id)], 1)",
+            ],
+            "gpt_parameter_count": [
+                "block = 4 * (d_model**2 + d_model) + 2 * d_model * d_ff + d_ff + 5 * d_model\n"
+                "return (vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
+                "block = 4 * (d_model**2 + d_model) + 2 * d_model * d_ff + d_ff + 5 * d_model\n"
+                "return (2 * vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
+                "block = 4 * d_model**2 + 2 * d_model * d_ff + 4 * d_model\n"
+                "return (vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
+            ],
+        },
+    )
+
+
+def test_exercise_layer_norm_verdicts(verdicts):
+    right, unbiased, eps_outside = verdicts["layer_norm_by_hand"]
+    assert right == "layer_norm_by_hand: all 4 cases pass. Well done!\n"
+    assert "the unbiased variance" in unbiased and "D - 1" in unbiased
+    assert "eps outside the square root" in eps_outside
+
+
+def test_exercise_decoder_input_verdicts(verdicts):
+    right, unshifted, left = verdicts["decoder_input"]
+    assert right == "decoder_input: all 3 cases pass. Well done!\n"
+    assert "the targets unshifted" in unshifted
+    assert "shifted left" in left
+
+
+def test_exercise_gpt_parameter_count_verdicts(verdicts):
+    right, untied, no_biases = verdicts["gpt_parameter_count"]
+    assert right == "gpt_parameter_count: all 3 cases pass. Well done!\n"
+    assert "the output layer counted separately" in untied
+    assert "biases forgotten" in no_biases
