@@ -384,7 +384,7 @@ def test_student_versions_of_the_course_run_top_to_bottom(path):
     verdicts = [  # one verdict per checker cell (a print may arrive in several stream parts)
         "".join(o.get("text", "") for o in c.outputs)
         for c in student.cells
-        if c.cell_type == "code" and "check(" in c.source
+        if c.cell_type == "code" and nbtools.is_checker(c.source)
     ]
     assert verdicts and all(": not yet." in v for v in verdicts), verdicts
 
@@ -405,6 +405,12 @@ def test_notebook_00_exercise_wrong_answers_are_named():
     assert "hint: this looks like the absolute error" in absolute
     assert "hint: this looks like dividing by the norm of the result" in by_result
     assert "expected a number, got tensor of shape ()" in tensor and ".item()" in tensor
+
+
+def test_is_checker():
+    assert nbtools.is_checker("check(f, ref, cases)") and nbtools.is_checker("v = check(\n f)")
+    assert not nbtools.is_checker("torch.autograd.gradcheck(f, x)")
+    assert not nbtools.is_checker("C.check(f)") and not nbtools.is_checker("precheck(x)")
 
 
 def test_exercise_variants_bad_names():

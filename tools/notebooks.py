@@ -181,6 +181,14 @@ def stub_solutions(source: str, where: str = "cell") -> str:
     return "".join(out)
 
 
+CHECK_CALL = re.compile(r"(?<![\w.])check\(")  # check(...), not gradcheck( or x.check(
+
+
+def is_checker(source: str) -> bool:
+    """Whether a cell calls course_lib.check's check(...)."""
+    return bool(CHECK_CALL.search(source))
+
+
 def _solution_span(lines: list[str]) -> tuple[int, int, str]:
     begin = next(i for i, ln in enumerate(lines) if ln.strip() == BEGIN_SOLUTION)
     end = next(i for i, ln in enumerate(lines) if ln.strip() == END_SOLUTION)
@@ -211,7 +219,7 @@ def exercise_variants(
         )
         if ex is None:
             raise ValueError(f"function {fn!r} is not an exercise in this notebook")
-        checker = next((k for k in range(ex + 1, len(code)) if "check(" in sources[k]), None)
+        checker = next((k for k in range(ex + 1, len(code)) if is_checker(sources[k])), None)
         if checker is None:
             raise ValueError(f"no checker cell follows the exercise {fn!r}")
         where[checker] = (fn, ex)
