@@ -1,0 +1,287 @@
+"""Decoding a language model: greedy, temperature, top-k and top-p (nucleus) sampling, a
+generation loop, and a small checkpoint format with a command-line "real-time inference" step
+(seed section 3.2, 实时推断).
+
+    logits = model(ids)[:, -1]                       # (B, V): scores for the next token
+    probs = next_token_probs(logits, temperature=0.8, top_k=20, top_p=0.9)   # (B, V)
+    out = generate(model, ids, max_new_tokens=50, temperature=0.8, top_p=0.9, generator=g)
+
+    save_checkpoint(path, model, tokenizer)          # torch.save of a plain dict, atomically
+    model, tokenizer = load_checkpoint(path)         # torch.load(..., weights_only=True)
+    python -m course_lib.generate --checkpoint PATH --prompt TEXT
+
+Every filter works on logits (B, V) and returns logits (B, V) with the dropped tokens set to
+-inf, so filters compose; probabilities are softmax of the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from course_lib import rnn, tokenizers, transformer
+
+CHECKPOINT_FORMAT = 1
+MODEL_KINDS = {
+    "gpt": (transformer.GPTConfig, transformer.GPT),
+    "rnn": (rnn.RNNConfig, rnn.RNNGenerator),
+}
+TOKENIZER_KINDS = {"char": tokenizers.CharTokenizer, "word": tokenizers.WordTokenizer}
+
+
+def _check_logits(logits: torch.Tensor) -> None:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("logits must be a float tensor (batch, vocab)")
+    if logits.dim() != 2 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must be (batch, vocab >= 1), got shape {tuple(logits.shape)}")
+
+
+def check_temperature(temperature: object) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (use greedy for the limit 0), got {temperature}")
+    return float(temperature)
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits (B, V) / temperature: < 1 sharpens the distribution, > 1 flattens it."""
+    _check_logits(logits)
+    return logits / check_temperature(temperature)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k highest logits of each row (B, V), set the rest to -inf.
+
+    Ties at the k-th value are all kept (the threshold is the k-th largest value).
+    """
+    _check_logits(logits)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if k > logits.shape[-1]:
+        raise ValueError(f"k={k} is larger than the vocabulary ({logits.shape[-1]} tokens)")
+    kth = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability sums to
+    at least p (always at least the top token); the rest become -inf. logits (B, V) -> (B, V).
+    """
+    _check_logits(logits)
+    if isinstance(p, bool) or not isinstance(p, int | float) or not 0 < p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {p!r}")
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)  # (B, V)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    before = torch.cumsum(probs, dim=-1) - probs  # mass of the tokens ranked above each one
+    drop_sorted = before >= p  # a token is kept while the mass before it is still < p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def next_token_probs(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """Temperature, then top-k, then top-p, then softmax: logits (B, V) -> probabilities (B, V)."""
+    x = apply_temperature(logits, temperature)
+    if top_k is not None:
+        x = top_k_filter(x, top_k)
+    if top_p is not None:
+        x = top_p_filter(x, top_p)
+    return torch.softmax(x, dim=-1)
+
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The most likely token of each row: logits (B, V) -> ids (B, 1) (ties: lowest id)."""
+    _check_logits(logits)
+    return logits.argmax(dim=-1, keepdim=True)
+
+
+def _context_length(model: nn.Module) -> int | None:
+    config = getattr(model, "config", None)
+    return getattr(config, "block_size", None)
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    do_sample: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Extend ids (B, T) by max_new_tokens tokens -> (B, T + max_new_tokens).
+
+    model(ids) must return logits (B, T, V). Each step feeds the last block_size tokens (a GPT's
+    context; an RNN, which has no block_size, gets the whole sequence), takes the last row's
+    logits (B, V) and picks the next token: greedy when do_sample is False, otherwise a draw
+    from next_token_probs (with `generator` for reproducible draws). The model is put in eval
+    mode and restored afterwards.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.long, torch.int):
+        raise TypeError("ids must be an integer tensor of token ids (batch, seq)")
+    if ids.dim() != 2:
+        raise ValueError(f"ids must be (batch, seq), got shape {tuple(ids.shape)}")
+    if ids.shape[0] == 0 or ids.shape[1] == 0:
+        raise ValueError("the prompt is empty: ids needs at least one token per row")
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 0
+    ):
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    check_temperature(temperature)
+    block = _context_length(model)
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(max_new_tokens):
+            context = ids if block is None else ids[:, -block:]
+            logits = model(context)[:, -1, :]  # (B, V)
+            if do_sample:
+                probs = next_token_probs(logits.float(), temperature, top_k, top_p)
+                nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            else:
+                nxt = greedy(logits)
+            ids = torch.cat([ids, nxt.to(ids.dtype)], dim=1)
+    finally:
+        model.train(was_training)
+    return ids
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def model_kind(model: nn.Module) -> str:
+    for kind, (_, cls) in MODEL_KINDS.items():
+        if type(model) is cls:
+            return kind
+    raise TypeError(f"model must be a course GPT or RNNGenerator, got {type(model).__name__}")
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
+    """torch.save a plain dict {format, kind, config, state_dict, tokenizer} atomically.
+
+    The config is dataclasses.asdict(model.config); the tokenizer is {"type", "pieces"} (a
+    character or word tokenizer). The file is written next to `path` and renamed onto it, so
+    a crash never leaves half a checkpoint.
+    """
+    kind = model_kind(model)
+    if type(tokenizer) not in TOKENIZER_KINDS.values():
+        raise TypeError(f"tokenizer must be a CharTokenizer or WordTokenizer, got {tokenizer!r}")
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise ValueError(
+            f"tokenizer has {tokenizer.vocab_size} tokens, the model {model.config.vocab_size}"
+        )
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "kind": kind,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": state,
+        "tokenizer": {"type": tokenizer.kind, "pieces": list(tokenizer.pieces)},
+    }
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):
+    """(model in eval mode, tokenizer) from a save_checkpoint file; loads with weights_only=True."""
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a course checkpoint (format {CHECKPOINT_FORMAT})")
+    if payload["kind"] not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {payload['kind']!r} in {path}")
+    config_cls, model_cls = MODEL_KINDS[payload["kind"]]
+    model = model_cls(config_cls(**payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    tok = payload["tokenizer"]
+    if tok.get("type") not in TOKENIZER_KINDS:
+        raise ValueError(f"unknown tokenizer type {tok.get('type')!r} in {path}")
+    return model.eval(), TOKENIZER_KINDS[tok["type"]](tok["pieces"])
+
+
+def complete(
+    model: nn.Module,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    do_sample: bool = True,
+    seed: int = 0,
+) -> str:
+    """Prompt text -> prompt + generated text (a seeded generator makes draws reproducible)."""
+    ids = tokenizer.encode(prompt)
+    if not ids:
+        raise ValueError("prompt is empty: give at least one character or word")
+    g = torch.Generator().manual_seed(seed)
+    out = generate(
+        model,
+        torch.tensor([ids]),
+        max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        do_sample=do_sample,
+        generator=g,
+    )
+    return tokenizer.decode(out[0].tolist())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.generate", description="Continue a prompt with a checkpoint."
+    )
+    parser.add_argument("--checkpoint", required=True, help="a file written by save_checkpoint")
+    parser.add_argument("--prompt", required=True, help="the text to continue")
+    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--greedy", action="store_true", help="pick the most likely token")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    model, tokenizer = load_checkpoint(args.checkpoint)
+    try:
+        text = complete(
+            model,
+            tokenizer,
+            args.prompt,
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            do_sample=not args.greedy,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Evaluation metrics: perplexity and next-token accuracy for language models, and accuracy,
+precision, recall, F1 and the confusion matrix for classification (seed section 2.9).
+
+    perplexity(logits, targets)          # logits (N, V) or (B, T, V), targets (N,) or (B, T)
+    next_token_accuracy(logits, targets)
+    confusion_matrix(y_true, y_pred, num_classes)   # (C, C): row = true class, column = predicted
+    precision_recall_f1(y_true, y_pred, num_classes, average="macro")
+
+Plain PyTorch; no other course module is imported. Perplexity is exp(mean cross-entropy in
+nats per token); ignore_index drops padded positions from both metrics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+AVERAGES = ("macro", "micro", "weighted", None)
+
+
+def _check_lm(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        raise TypeError("logits must be a float tensor (..., vocab)")
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.long, torch.int):
+        raise TypeError("targets must be an integer tensor of token ids")
+    if logits.dim() < 2 or logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"logits shape {tuple(logits.shape)} must be targets' {tuple(targets.shape)} "
+            "plus a vocabulary axis"
+        )
+    return logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).long()
+
+
+def _kept(targets: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
+    keep = torch.ones_like(targets, dtype=torch.bool)
+    if ignore_index is not None:
+        keep = targets != ignore_index
+    if not keep.any():
+        raise ValueError("targets hold no position to score (empty, or all ignore_index)")
+    return keep
+
+
+def cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None
+) -> float:
+    """Mean cross-entropy in nats per token: logits (..., V), targets (...) -> a float."""
+    flat, t = _check_lm(logits, targets)
+    keep = _kept(t, ignore_index)
+    flat, t = flat[keep], t[keep]
+    if t.min() < 0 or t.max() >= flat.shape[-1]:
+        raise ValueError(f"targets must lie in [0, {flat.shape[-1]}), got {t.min()}..{t.max()}")
+    logp = torch.log_softmax(flat.double(), dim=-1)  # (N, V), float64 for a stable mean
+    return float(-logp.gather(1, t[:, None]).mean())
+
+
+def perplexity(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None
+) -> float:
+    """exp(mean cross-entropy): the effective number of equally likely next tokens."""
+    return math.exp(cross_entropy(logits, targets, ignore_index))
+
+
+def perplexity_from_loss(loss: float) -> float:
+    """exp(loss) for a mean loss in nats per token (e.g. 0.42 nats -> 1.52)."""
+    if not isinstance(loss, int | float) or isinstance(loss, bool) or loss < 0:
+        raise ValueError(f"loss must be a non-negative mean in nats per token, got {loss!r}")
+    return math.exp(loss)
+
+
+def next_token_accuracy(
+    logits: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None
+) -> float:
+    """Fraction of positions whose highest-scoring token is the target (ties: lowest id)."""
+    flat, t = _check_lm(logits, targets)
+    keep = _kept(t, ignore_index)
+    return float((flat[keep].argmax(dim=-1) == t[keep]).double().mean())
+
+
+def _check_labels(y_true, y_pred, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    yt, yp = torch.as_tensor(y_true), torch.as_tensor(y_pred)
+    if yt.numel() == 0:
+        raise ValueError("y_true is empty: nothing to score")
+    if yt.is_floating_point() or yp.is_floating_point():
+        raise TypeError("y_true and y_pred must hold integer class labels")
+    if yt.dim() != 1 or yt.shape != yp.shape:
+        raise ValueError(
+            f"y_true and y_pred must be 1-D and equally long, got {tuple(yt.shape)} and "
+            f"{tuple(yp.shape)}"
+        )
+    for name, y in (("y_true", yt), ("y_pred", yp)):
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"{name} must lie in [0, {num_classes}), got {y.min()}..{y.max()}")
+    return yt.long(), yp.long()
+
+
+def accuracy(y_true, y_pred, num_classes: int) -> float:
+    """Fraction of labels predicted right; y_true, y_pred (N,) integer labels."""
+    yt, yp = _check_labels(y_true, y_pred, num_classes)
+    return float((yt == yp).double().mean())
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
+    """(C, C) int64 counts: entry [i, j] = how many of true class i were predicted as j."""
+    yt, yp = _check_labels(y_true, y_pred, num_classes)
+    flat = torch.bincount(yt * num_classes + yp, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
+
+
+def precision_recall_f1(
+    y_true, y_pred, num_classes: int, average: str | None = "macro"
+) -> tuple[torch.Tensor | float, torch.Tensor | float, torch.Tensor | float]:
+    """Precision, recall and F1 from the confusion matrix; a 0/0 ratio counts as 0.
+
+    average=None gives (C,) per-class float64 tensors; "macro" their plain mean, "weighted"
+    their mean weighted by each class's true count (support), "micro" the ratios of summed
+    counts (equal to accuracy for single-label data). The rules follow sklearn.metrics with
+    zero_division=0.
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+    cm = confusion_matrix(y_true, y_pred, num_classes).double()
+    tp = cm.diagonal()  # (C,)
+    predicted, support = cm.sum(dim=0), cm.sum(dim=1)  # (C,), (C,)
+
+    def ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(b > 0, a / b.clamp(min=1e-300), torch.zeros_like(a))
+
+    if average == "micro":
+        p = r = float(tp.sum() / cm.sum())
+        return p, r, p
+    precision, recall = ratio(tp, predicted), ratio(tp, support)
+    f1 = ratio(2 * precision * recall, precision + recall)
+    if average is None:
+        return precision, recall, f1
+    if average == "macro":
+        w = torch.full_like(support, 1.0 / num_classes)
+    else:  # weighted
+        w = support / support.sum()
+    return float((precision * w).sum()), float((recall * w).sum()), float((f1 * w).sum())
