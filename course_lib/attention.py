@@ -134,15 +134,29 @@ class MultiHeadAttention(nn.Module):
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k) of the last slow call
 
     def forward(
-        self, x: torch.Tensor, kv: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        kv: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
     ) -> torch.Tensor:
+        """is_causal=True (self-attention only) adds the causal mask to `mask`; on the fast path
+        without another mask it lets the fused kernel skip the masked half instead of reading
+        a (T, T) mask."""
+        if is_causal and kv is not None:
+            raise ValueError("is_causal=True applies to self-attention: pass kv=None")
         kv = x if kv is None else kv
         q = split_heads(self.q_proj(x), self.n_heads)
         k = split_heads(self.k_proj(kv), self.n_heads)
         v = split_heads(self.v_proj(kv), self.n_heads)
         p = self.dropout if self.training else 0.0
+        if is_causal and not (self.fast and mask is None):
+            c = causal_mask(x.shape[1], device=x.device)
+            mask, is_causal = (c if mask is None else mask & c), False
         if self.fast:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal
+            )
         else:
             out, weights = scaled_dot_product_attention(q, k, v, mask)
             self.last_weights = weights.detach()

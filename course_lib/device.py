@@ -306,6 +306,101 @@ def plan(device: str | None = None, compile: str | bool | None = None) -> Device
     return decide(Capabilities.probe(), device=device, compile=compile)
 
 
+# ---------------------------------------------------------------- speed settings for training
+
+TF32_NEW_API = (2, 9)  # torch 2.9 replaced allow_tf32 flags with fp32_precision settings
+
+
+def tf32_api(torch_version: str | None = None) -> str:
+    """Which switch turns on TF32 in this torch: 'fp32_precision' (>= 2.9) or 'allow_tf32'."""
+    return "fp32_precision" if torch_version_tuple(torch_version)[:2] >= TF32_NEW_API else (
+        "allow_tf32"
+    )
+
+
+def set_tf32(enabled: bool, torch_version: str | None = None) -> str:
+    """Let CUDA float32 matmuls and convolutions use TensorFloat-32 (10-bit mantissa inputs,
+    float32 accumulation), or forbid it. Returns the API used (see `tf32_api`)."""
+    api = tf32_api(torch_version)
+    if api == "fp32_precision":
+        precision = "tf32" if enabled else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = precision
+        torch.backends.cudnn.conv.fp32_precision = precision
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+        torch.backends.cudnn.allow_tf32 = bool(enabled)
+    return api
+
+
+def fused_adamw(device_plan: DevicePlan) -> bool:
+    """Whether `torch.optim.AdamW(..., fused=True)` is the right choice on the plan's device:
+    on CUDA (one kernel for all parameters; available in every torch the course supports);
+    elsewhere the default multi-tensor ('foreach') path."""
+    return device_plan.type == "cuda"
+
+
+def grad_scaler(device_plan: DevicePlan) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled only where the plan trains in float16 (a no-op otherwise)."""
+    return torch.amp.GradScaler(device_plan.type, enabled=device_plan.grad_scaler)
+
+
+# Dense (no 2:4 sparsity) tensor-core peaks in TFLOP/s, from the vendors' data sheets, for the
+# GPUs the course has numbers for; the first matching name wins (H100 PCIe before H100).
+PEAK_TFLOPS = (
+    ("H100 PCIe", {"bfloat16": 756.0, "float16": 756.0, "tf32": 378.0}),
+    ("H200", {"bfloat16": 989.0, "float16": 989.0, "tf32": 494.5}),
+    ("H100", {"bfloat16": 989.0, "float16": 989.0, "tf32": 494.5}),
+    ("A100", {"bfloat16": 312.0, "float16": 312.0, "tf32": 156.0}),
+)
+
+
+def datasheet_peak_flops(gpu_name: str | None, dtype: str) -> float | None:
+    """The data-sheet peak (FLOP/s) of a known GPU in 'bfloat16', 'float16' or 'tf32'; None
+    for an unknown GPU or dtype."""
+    if not gpu_name:
+        return None
+    for key, peaks in PEAK_TFLOPS:
+        if key.lower() in gpu_name.lower():
+            return peaks[dtype] * 1e12 if dtype in peaks else None
+    return None
+
+
+def measure_matmul_flops(
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    n: int | None = None,
+    seconds: float = 0.5,
+) -> float:
+    """Measured matmul throughput (FLOP/s, median of repeats) of (n, n) @ (n, n) products on
+    `device` in `dtype`: the denominator of model FLOPs utilisation (MFU). n defaults to 1024 on
+    the CPU and 8192 on a GPU."""
+    import time
+
+    dev = torch.device(device)
+    n = n or (1024 if dev.type == "cpu" else 8192)
+    a = torch.randn(n, n, device=dev).to(dtype)
+    b = torch.randn(n, n, device=dev).to(dtype)
+    out = torch.empty(n, n, device=dev, dtype=dtype)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        elif dev.type == "mps":
+            torch.mps.synchronize()
+
+    torch.mm(a, b, out=out)  # warm-up: allocation, kernel choice
+    sync()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < seconds and len(times) < 1000):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return 2.0 * n**3 / times[len(times) // 2]
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> int:
     """Seed Python's `random`, NumPy's global generator and torch (CPU, CUDA, MPS).
 

@@ -153,7 +153,8 @@ def generate(
             logits = model(context)[:, -1, :]  # (B, V)
             if do_sample:
                 probs = next_token_probs(logits.float(), temperature, top_k, top_p)
-                nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+                # drawn on the CPU, so one seeded CPU generator serves every device
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(ids.device)
             else:
                 nxt = greedy(logits)
             ids = torch.cat([ids, nxt.to(ids.dtype)], dim=1)
@@ -172,12 +173,12 @@ def model_kind(model: nn.Module) -> str:
     raise TypeError(f"model must be a course GPT or RNNGenerator, got {type(model).__name__}")
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
-    """torch.save a plain dict {format, kind, config, state_dict, tokenizer} atomically.
+def checkpoint_payload(model: nn.Module, tokenizer) -> dict:
+    """The plain dict {format, kind, config, state_dict, tokenizer} of a model and its tokenizer.
 
     The config is dataclasses.asdict(model.config); the tokenizer is {"type", "pieces"} (a
-    character or word tokenizer). The file is written next to `path` and renamed onto it, so
-    a crash never leaves half a checkpoint.
+    character or word tokenizer); tensors are copied to the CPU. The trainer adds a "train"
+    section to the same dict, so `load_checkpoint` also reads the trainer's checkpoints.
     """
     kind = model_kind(model)
     if type(tokenizer) not in TOKENIZER_KINDS.values():
@@ -187,13 +188,19 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Pat
             f"tokenizer has {tokenizer.vocab_size} tokens, the model {model.config.vocab_size}"
         )
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {
+    return {
         "format": CHECKPOINT_FORMAT,
         "kind": kind,
         "config": dataclasses.asdict(model.config),
         "state_dict": state,
         "tokenizer": {"type": tokenizer.kind, "pieces": list(tokenizer.pieces)},
     }
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
+    """torch.save `checkpoint_payload(model, tokenizer)` atomically: the file is written next to
+    `path` and renamed onto it, so a crash never leaves half a checkpoint."""
+    payload = checkpoint_payload(model, tokenizer)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
@@ -239,9 +246,10 @@ def complete(
     if not ids:
         raise ValueError("prompt is empty: give at least one character or word")
     g = torch.Generator().manual_seed(seed)
+    param = next(model.parameters(), None)
     out = generate(
         model,
-        torch.tensor([ids]),
+        torch.tensor([ids], device=None if param is None else param.device),
         max_new_tokens,
         temperature=temperature,
         top_k=top_k,

@@ -37,7 +37,6 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 
-import regex
 import torch
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
@@ -350,6 +349,8 @@ GPT2_SPLIT_PATTERN = (
 def pretokenize(text: str, pattern: str = GPT2_SPLIT_PATTERN) -> list[str]:
     """Split text into the chunks BPE works inside (a merge never crosses a chunk)."""
     _check_text(text)
+    import regex  # the `regex` package: \p{L} classes; imported here, needed by BPE only
+
     return regex.findall(pattern, text)
 
 
@@ -498,6 +499,8 @@ class ByteBPETokenizer:
         if not isinstance(pattern, str):
             raise TypeError(f"pattern must be a regular expression string, got {pattern!r}")
         self.pattern = pattern
+        import regex
+
         self._regex = regex.compile(pattern)
         self.ranks = {pair: k for k, pair in enumerate(self.merges)}
         self.token_bytes: list[bytes] = [bytes([b]) for b in range(256)]

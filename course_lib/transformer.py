@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import MultiHeadAttention, causal_mask
+from course_lib.attention import MultiHeadAttention
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -90,16 +90,20 @@ def layer_norm(
 
 
 class LayerNorm(nn.Module):
-    """Layer norm by hand, with a learned scale (ones) and shift (zeros) of width d_model."""
+    """Layer norm by hand, with a learned scale (ones) and shift (zeros) of width d_model.
 
-    def __init__(self, d_model: int, eps: float = 1e-5):
+    fused=True calls `F.layer_norm` (one kernel; the tests hold it equal to `layer_norm`)."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False):
         super().__init__()
         _positive("d_model", d_model)
-        self.eps = eps
+        self.eps, self.fused = eps, fused
         self.weight = nn.Parameter(torch.ones(d_model))
         self.bias = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
         return layer_norm(x, self.weight, self.bias, self.eps)
 
 
@@ -208,10 +212,7 @@ class DecoderBlock(nn.Module):
             _check_width(memory, self.d_model, "memory")
             if memory.shape[0] != x.shape[0]:
                 raise ValueError(f"memory has batch {memory.shape[0]}, x has {x.shape[0]}")
-        if causal:
-            c = causal_mask(x.shape[1], device=x.device)
-            mask = c if mask is None else mask & c
-        steps = [(self.norm1, lambda h: self.self_attn(h, mask=mask))]
+        steps = [(self.norm1, lambda h: self.self_attn(h, mask=mask, is_causal=causal))]
         if self.cross_attn is not None:
             steps.append((self.norm2, lambda h: self.cross_attn(h, kv=memory, mask=memory_mask)))
         steps.append((self.norm3, self.ffn))
@@ -311,7 +312,10 @@ def _check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "id
         raise ValueError(f"{name} must be (batch, seq), got shape {tuple(ids.shape)}")
     if ids.shape[1] > max_len:
         raise ValueError(f"{name} has {ids.shape[1]} positions, the model holds at most {max_len}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+    # the range check reads the ids back to the host: skipped on CUDA (where an id out of range
+    # stops the kernel with a device-side assertion instead) and inside torch.compile
+    on_host = ids.device.type != "cuda" and not torch.compiler.is_compiling()
+    if on_host and ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
 
 
@@ -343,11 +347,23 @@ class GPTConfig:
     dropout: float = 0.0
     activation: str = "gelu"
     tie_weights: bool = True  # the output layer reuses the token embedding matrix
+    # fast=True: F.scaled_dot_product_attention (causal kernels) and F.layer_norm, the same
+    # parameters and the same function as the hand-written path (tests hold them equal)
+    fast: bool = False
+    # init_std=None keeps PyTorch's default initialisation (an nn.Embedding starts at std 1, so
+    # a tied output layer starts with ~8-nat losses); a number such as 0.02 is GPT-2's scheme:
+    # weights N(0, init_std), biases 0, residual output projections N(0, init_std/sqrt(2L))
+    init_std: float | None = None
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layers"):
             _positive(name, getattr(self, name))
         _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+        if self.init_std is not None and not (
+            isinstance(self.init_std, int | float) and not isinstance(self.init_std, bool)
+            and self.init_std > 0
+        ):
+            raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
 
 
 class GPT(nn.Module):
@@ -373,6 +389,28 @@ class GPT(nn.Module):
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
+        if c.fast:
+            for m in self.modules():
+                if isinstance(m, LayerNorm):
+                    m.fused = True
+                elif isinstance(m, MultiHeadAttention):
+                    m.fast = True
+        if c.init_std is not None:
+            self._init_gpt2(c.init_std)
+
+    @torch.no_grad()
+    def _init_gpt2(self, std: float) -> None:
+        """GPT-2's initialisation: N(0, std) weights, zero biases, and the two projections that
+        write into the residual stream scaled by 1/sqrt(2 * n_layers), so the stream's variance
+        does not grow with depth."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear | nn.Embedding):
+                nn.init.normal_(m.weight, 0.0, std)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        for block in self.blocks:
+            for w in (block.self_attn.out_proj.weight, block.ffn.fc2.weight):
+                nn.init.normal_(w, 0.0, std / (2 * self.config.n_layers) ** 0.5)
 
     def forward(
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None

@@ -315,3 +315,54 @@ def test_module_prints_the_plan_in_a_terminal():
     assert out.returncode == 0, out.stderr
     assert "device          cpu" in out.stdout
     assert "forced by COURSE_DEVICE" in out.stdout
+
+
+# --------------------------------------------------------------------------- trainer settings
+
+
+@pytest.fixture
+def tf32_flags_restored():
+    saved = (
+        torch.backends.cuda.matmul.fp32_precision,
+        torch.backends.cudnn.conv.fp32_precision,
+    )
+    yield
+    torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = saved
+
+
+@pytest.mark.parametrize(
+    "version, api",
+    [("2.5.1", "allow_tf32"), ("2.8.0", "allow_tf32"), ("2.9.0", "fp32_precision"),
+     ("2.13.0+cpu", "fp32_precision")],
+)  # fmt: skip
+def test_tf32_switch_follows_the_torch_version(version, api, tf32_flags_restored):
+    assert device.tf32_api(version) == api
+    assert device.set_tf32(True, torch_version=version) == api
+    if api == "fp32_precision":
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    else:
+        assert torch.backends.cuda.matmul.allow_tf32 is True
+        assert torch.backends.cudnn.allow_tf32 is True
+    device.set_tf32(False, torch_version=version)
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_fused_adamw_and_grad_scaler_follow_the_plan():
+    bf16, fp16, cpu = (device.decide(c) for c in (CUDA_BF16, CUDA_FP16, CPU_ONLY))
+    assert device.fused_adamw(bf16) and device.fused_adamw(fp16) and not device.fused_adamw(cpu)
+    assert not device.grad_scaler(cpu).is_enabled()
+    assert device.decide(CUDA_FP16).grad_scaler and not bf16.grad_scaler
+
+
+def test_datasheet_peaks():
+    assert device.datasheet_peak_flops("NVIDIA H200", "bfloat16") == 989e12
+    assert device.datasheet_peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12
+    assert device.datasheet_peak_flops("NVIDIA A100-SXM4-80GB", "tf32") == 156e12
+    assert device.datasheet_peak_flops("Tesla T4", "bfloat16") is None
+    assert device.datasheet_peak_flops(None, "bfloat16") is None
+
+
+def test_measured_matmul_peak_is_plausible():
+    flops = device.measure_matmul_flops("cpu", torch.float32, n=256, seconds=0.05)
+    assert 1e8 < flops < 1e14

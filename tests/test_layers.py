@@ -74,3 +74,9 @@ def test_no_import_cycles():
 
 def test_profile_builds_only_on_device():
     assert GRAPH["profile"] == {"device"}
+
+
+def test_train_sits_on_top():
+    assert not [m for m, deps in GRAPH.items() if "train" in deps], "nothing imports the trainer"
+    assert GRAPH["train"] <= {"data", "device", "generate", "optim", "tokenizers", "transformer"}
+    assert "profile" not in GRAPH["train"]  # the trainer takes a config, not the notebook profile

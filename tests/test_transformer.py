@@ -1,5 +1,6 @@
 """course_lib.transformer against PyTorch's layers: forward, backward, masks, configs, counts."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -333,3 +334,58 @@ def test_exercise_gpt_parameter_count_verdicts(verdicts):
     assert right == "gpt_parameter_count: all 3 cases pass. Well done!\n"
     assert "the output layer counted separately" in untied
     assert "biases forgotten" in no_biases
+
+
+# ------------------------------------------------------------------ the trainer's fast path
+
+
+def test_gpt_fast_path_equals_the_hand_written_path_forward_and_backward():
+    torch.manual_seed(0)
+    slow_cfg = T.GPTConfig(37, 11, 12, 3, 2, 20)
+    fast_cfg = T.GPTConfig(37, 11, 12, 3, 2, 20, fast=True)
+    slow, fast = T.GPT(slow_cfg), T.GPT(fast_cfg)
+    fast.load_state_dict(slow.state_dict())  # the same parameters, by name
+    ids = torch.randint(0, 37, (3, 7))
+    ids_b1 = torch.randint(0, 37, (1, 11))
+    for x in (ids, ids_b1):
+        a, b = slow(x), fast(x)
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+        a.square().mean().backward()
+        b.square().mean().backward()
+        for (name, p), q in zip(slow.named_parameters(), fast.parameters(), strict=True):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
+        slow.zero_grad()
+        fast.zero_grad()
+    # with a padding mask the fast path combines it with the causal mask, as the slow one does
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0, 0]])
+    torch.testing.assert_close(
+        fast(ids, attention_mask=mask), slow(ids, attention_mask=mask), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_is_causal_is_for_self_attention_only():
+    from course_lib.attention import MultiHeadAttention
+
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(2, 5, 8)
+    with pytest.raises(ValueError, match="is_causal=True applies to self-attention"):
+        mha(x, kv=torch.randn(2, 4, 8), is_causal=True)
+
+
+def test_gpt2_initialisation_starts_near_uniform_loss():
+    torch.manual_seed(0)
+    cfg = T.GPTConfig(65, 32, 64, 4, 4, 256, init_std=0.02)
+    model = T.GPT(cfg)
+    assert abs(model.tok_emb.weight.std().item() - 0.02) < 0.002
+    residual = model.blocks[0].ffn.fc2.weight.std().item()
+    assert abs(residual - 0.02 / (2 * 4) ** 0.5) < 0.001
+    assert all(b.abs().max() == 0 for n, b in model.named_parameters() if n.endswith(".bias")
+               and "norm" not in n)  # fmt: skip
+    ids = torch.randint(0, 65, (8, 32))
+    targets = torch.randint(0, 65, (8, 32))
+    loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, 65), targets.reshape(-1))
+    assert abs(loss.item() - math.log(65)) < 0.05  # ~ln V, not the ~8 nats of std-1 embeddings
+    default = T.GPT(T.GPTConfig(65, 32, 64, 4, 4, 256))
+    assert default.tok_emb.weight.std().item() > 0.9  # PyTorch's N(0, 1) embedding, unchanged
+    with pytest.raises(ValueError, match="init_std must be a positive number"):
+        T.GPTConfig(65, 32, 64, 4, 4, 256, init_std=0)
