@@ -611,7 +611,9 @@ def _progress(total: int, initial: int, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=True)
+    # tqdm.auto draws a widget in Jupyter, which ignores TQDM_DISABLE unless told explicitly
+    off = os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, disable=off)
 
 
 def train(

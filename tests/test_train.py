@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
+import notebooks as nbtools
 from course_lib import data as course_data
 from course_lib import generate, transformer
 from course_lib import train as T
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "09_gpu_training_run.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -479,3 +481,70 @@ def test_import_and_a_run_need_only_torch_and_numpy(text_file, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("ok")
+
+
+# ------------------------------------------------------------------------------ notebook 09
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    return nbtools.run_exercises(
+        NOTEBOOK,
+        {
+            "lr_schedule": [
+                "return optim.lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,\n"
+                "                   total_steps=config.max_steps, min_lr=config.min_lr)",
+                "raise NotImplementedError",
+                "return optim.lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,\n"
+                "                   total_steps=config.max_steps)",
+                "if step < config.warmup_steps:\n"
+                "    return config.lr * (step + 1) / config.warmup_steps\n"
+                "p = (min(step, config.max_steps) - config.warmup_steps) / (\n"
+                "    config.max_steps - config.warmup_steps)\n"
+                "return config.min_lr + 0.5 * config.lr * (1 + math.cos(math.pi * p))",
+                "if step < config.warmup_steps:\n"
+                "    return config.lr * (step + 1) / config.warmup_steps\n"
+                "p = min(step, config.max_steps) / config.max_steps\n"
+                "lo = config.min_lr\n"
+                "return lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * p))",
+            ],
+            "accumulated_gradient": [
+                "w = w.detach().clone().requires_grad_(True)\n"
+                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
+                "    (F.cross_entropy(xb @ w, yb) / micro_batches).backward()\n"
+                "return w.grad",
+                "raise NotImplementedError",
+                "w = w.detach().clone().requires_grad_(True)\n"
+                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
+                "    F.cross_entropy(xb @ w, yb).backward()\n"
+                "return w.grad",
+                "w = w.detach().clone().requires_grad_(True)\n"
+                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
+                "    w.grad = None\n"
+                "    (F.cross_entropy(xb @ w, yb) / micro_batches).backward()\n"
+                "return w.grad",
+                "w = w.detach().clone().requires_grad_(True)\n"
+                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
+                "    (F.cross_entropy(xb @ w, yb, reduction='sum') / micro_batches).backward()\n"
+                "return w.grad",
+            ],
+        },
+    )
+
+
+def test_exercise_lr_schedule_wrong_answers_are_named(verdicts):
+    right, stub, to_zero, on_top, from_zero = verdicts["lr_schedule"]
+    assert right == "lr_schedule: all 7 cases pass. Well done!\n"
+    assert stub.startswith("lr_schedule: not yet.")
+    assert "hint: this looks like a decay to zero" in to_zero
+    assert "hint: this looks like the floor added on top" in on_top
+    assert "hint: this looks like a cosine that starts at step 0" in from_zero
+
+
+def test_exercise_accumulation_wrong_answers_are_named(verdicts):
+    right, stub, summed, zeroed, sum_reduction = verdicts["accumulated_gradient"]
+    assert right == "accumulated_gradient: all 4 cases pass. Well done!\n"
+    assert stub.startswith("accumulated_gradient: not yet.")
+    assert "hint: this looks like micro-batch losses not divided by their number" in summed
+    assert "hint: this looks like gradients zeroed inside the loop" in zeroed
+    assert "hint: this looks like a summed loss" in sum_reduction
