@@ -1,7 +1,7 @@
 # Thin aliases: the logic lives in tools/course.py, which also runs without make.
 PYTHON ?= python3
 
-.PHONY: lab test setup execute format render lock students
+.PHONY: lab test setup execute format render lock students train
 
 lab:
 	$(PYTHON) tools/course.py lab
@@ -19,3 +19,5 @@ lock:
 	$(PYTHON) tools/course.py lock
 students:
 	$(PYTHON) tools/course.py students
+train:
+	$(PYTHON) tools/course.py train

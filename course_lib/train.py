@@ -1106,9 +1106,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m course_lib.train",
         description="Train the course GPT on a text file or the shipped corpus.",
     )
-    p.add_argument("--preset", default="cpu", help=f"one of {sorted(PRESETS)} (default cpu)")
+    p.add_argument(
+        "--preset",
+        default="auto",
+        help=f"one of {sorted(PRESETS)}, or auto (default): gpu on a CUDA GPU, else cpu",
+    )
     p.add_argument("--data", default=None, help="a UTF-8 text file (default: shipped corpus)")
-    p.add_argument("--out", required=True, help="the run directory, e.g. runs/NAME")
+    p.add_argument("--out", default=None, help="the run directory (default: runs/PRESET-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--max-steps", type=int, default=None, help="override the preset's steps")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
@@ -1133,7 +1137,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
-    return preset(args.preset, **overrides)
+    return preset(resolve_preset(args.preset, args.device), **overrides)
+
+
+def resolve_preset(name: str, device: str | None = None) -> str:
+    """'auto' -> 'gpu' where the device plan picks CUDA, else 'cpu'; other names unchanged."""
+    if name != "auto":
+        return name
+    return "gpu" if course_device.plan(device=device).type == "cuda" else "cpu"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1145,6 +1156,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    if args.out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        args.out = str(Path("runs") / f"{resolve_preset(args.preset, args.device)}-{stamp}")
+        print(f"writing the run to {args.out}", file=sys.stderr)
     requested: list[int] = []
 
     def handler(signum, frame):

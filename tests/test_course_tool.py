@@ -119,7 +119,9 @@ def test_kernelspec_runs_the_venv_python():
     assert env["JUPYTER_PATH"].split(os.pathsep)[0] == course.kernels_dir()
 
 
-@pytest.mark.parametrize("command", ["setup", "lab", "test", "format", "execute", "render", "lock"])
+@pytest.mark.parametrize(
+    "command", ["setup", "lab", "test", "format", "execute", "render", "lock", "train"]
+)
 def test_makefile_targets_call_the_tool(command):
     makefile = (REPO / "Makefile").read_text()
     assert f"{command}:\n\t$(PYTHON) tools/course.py {command}\n" in makefile
@@ -144,3 +146,12 @@ def test_the_python_running_the_command_is_preferred(monkeypatch):
     monkeypatch.delenv("COURSE_PYTHON", raising=False)
     exe, version = course.find_python()
     assert exe == sys.executable and version == sys.version_info[:2]
+
+
+def test_train_runs_the_trainer_in_the_venv(monkeypatch):
+    calls = []
+    monkeypatch.setattr(course, "ensure_env", lambda quiet=False: "/venv/bin/python")
+    monkeypatch.setattr(course, "run", lambda cmd, **kw: calls.append(cmd) or 0)
+    assert course.main(["train", "--preset", "ci", "--out", "runs/x"]) == 0
+    assert calls == [["/venv/bin/python", "-m", "course_lib.train", "--preset", "ci", "--out",
+                      "runs/x"]]  # fmt: skip

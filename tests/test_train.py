@@ -548,3 +548,8 @@ def test_exercise_accumulation_wrong_answers_are_named(verdicts):
     assert "hint: this looks like micro-batch losses not divided by their number" in summed
     assert "hint: this looks like gradients zeroed inside the loop" in zeroed
     assert "hint: this looks like a summed loss" in sum_reduction
+
+
+def test_auto_preset_follows_the_device():
+    assert T.resolve_preset("auto", "cpu") == "cpu"
+    assert T.resolve_preset("ci") == "ci"

@@ -6,6 +6,7 @@
     python3 tools/course.py execute   # re-run notebooks (ci profile) and store their outputs
     python3 tools/course.py lock      # upgrade constraints.txt, re-execute, test
     python3 tools/course.py students  # student notebooks (solutions stubbed) in build/students/
+    python3 tools/course.py train     # train the course GPT (python -m course_lib.train --help)
     python3 tools/course.py setup     # only create / update the virtual environment
 
 Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
@@ -35,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONSTRAINTS = os.path.join(REPO, "constraints.txt")
 MIN_PYTHON = (3, 10)
 CANDIDATES = ["python3.13", "python3.12", "python3.11", "python3.10", "python3", "python"]
-LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "conftest.py"]
+LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "bench", "conftest.py"]
 
 
 def say(msg):
@@ -397,6 +398,12 @@ def cmd_execute(args):
     return run([vpy, os.path.join(REPO, "tools", "notebooks.py"), "execute"] + list(args))
 
 
+def cmd_train(args):
+    """Train the course GPT with course_lib.train on whatever device this machine has."""
+    vpy = ensure_env(quiet=True)
+    return run([vpy, "-m", "course_lib.train"] + list(args))
+
+
 def cmd_students(args):
     """Student notebooks (solutions stubbed, outputs cleared) in build/students/."""
     vpy = ensure_env(quiet=True)
@@ -492,6 +499,7 @@ COMMANDS = {
     "format": cmd_format,
     "execute": cmd_execute,
     "students": cmd_students,
+    "train": cmd_train,
     "render": cmd_render,
     "lock": cmd_lock,
 }
