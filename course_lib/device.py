@@ -313,9 +313,8 @@ TF32_NEW_API = (2, 9)  # torch 2.9 replaced allow_tf32 flags with fp32_precision
 
 def tf32_api(torch_version: str | None = None) -> str:
     """Which switch turns on TF32 in this torch: 'fp32_precision' (>= 2.9) or 'allow_tf32'."""
-    return "fp32_precision" if torch_version_tuple(torch_version)[:2] >= TF32_NEW_API else (
-        "allow_tf32"
-    )
+    new = torch_version_tuple(torch_version)[:2] >= TF32_NEW_API
+    return "fp32_precision" if new else "allow_tf32"
 
 
 def set_tf32(enabled: bool, torch_version: str | None = None) -> str:

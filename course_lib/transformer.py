@@ -360,7 +360,8 @@ class GPTConfig:
             _positive(name, getattr(self, name))
         _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
         if self.init_std is not None and not (
-            isinstance(self.init_std, int | float) and not isinstance(self.init_std, bool)
+            isinstance(self.init_std, int | float)
+            and not isinstance(self.init_std, bool)
             and self.init_std > 0
         ):
             raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
