@@ -19,6 +19,7 @@ choice and `COURSE_COMPILE` (auto | 0 | 1) the torch.compile decision.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import random
@@ -306,6 +307,31 @@ def plan(device: str | None = None, compile: str | bool | None = None) -> Device
     return decide(Capabilities.probe(), device=device, compile=compile)
 
 
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+def with_dtype(device_plan: DevicePlan, dtype: str) -> DevicePlan:
+    """The plan with its autocast dtype forced: 'auto' keeps the plan's choice, 'float32' turns
+    autocast off, 'bfloat16' or 'float16' autocast to that type (float16 on CUDA, with a
+    gradient scaler). bfloat16 autocast on a CPU with bfloat16 instructions (AVX512-BF16, AMX)
+    speeds up matmuls, at the cost of runs that no longer repeat float32's digits."""
+    if dtype not in DTYPE_CHOICES:
+        raise ValueError(f"dtype must be one of {DTYPE_CHOICES}, got {dtype!r}")
+    if dtype == "auto":
+        return device_plan
+    if dtype == "float16" and device_plan.type != "cuda":
+        raise ValueError(f"dtype='float16' is for CUDA GPUs; this plan runs on {device_plan.type}")
+    if dtype == "bfloat16" and device_plan.type == "mps":
+        raise ValueError("dtype='bfloat16': the course does not autocast on MPS")
+    chosen = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    return dataclasses.replace(
+        device_plan,
+        autocast_dtype=chosen,
+        dtype_reason=f"forced: dtype={dtype!r}",
+        grad_scaler=dtype == "float16",
+    )
+
+
 # ---------------------------------------------------------------- speed settings for training
 
 TF32_NEW_API = (2, 9)  # torch 2.9 replaced allow_tf32 flags with fp32_precision settings
@@ -331,11 +357,16 @@ def set_tf32(enabled: bool, torch_version: str | None = None) -> str:
     return api
 
 
-def fused_adamw(device_plan: DevicePlan) -> bool:
-    """Whether `torch.optim.AdamW(..., fused=True)` is the right choice on the plan's device:
-    on CUDA (one kernel for all parameters; available in every torch the course supports);
-    elsewhere the default multi-tensor ('foreach') path."""
-    return device_plan.type == "cuda"
+FUSED_ADAMW_CPU = (2, 4)  # the fused AdamW kernel exists for the CPU from torch 2.4
+
+
+def fused_adamw(device_plan: DevicePlan, torch_version: str | None = None) -> bool:
+    """Whether to build `torch.optim.AdamW(..., fused=True)` on the plan's device: on CUDA (one
+    kernel for all parameters) and on the CPU from torch 2.4 (without it, the CPU takes one
+    small kernel per parameter and operation); not on MPS."""
+    if device_plan.type == "cuda":
+        return True
+    return device_plan.type == "cpu" and torch_version_tuple(torch_version) >= FUSED_ADAMW_CPU
 
 
 def grad_scaler(device_plan: DevicePlan) -> torch.amp.GradScaler:

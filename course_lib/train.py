@@ -80,6 +80,7 @@ class TrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     init_std: float = 0.02
+    bias: bool = True  # False: no biases in linear layers or layer norms (nanoGPT's default)
     # optimisation
     batch_size: int = 12  # sequences per optimizer step (all ranks and micro-steps together)
     grad_accum: int = 1  # micro-steps per optimizer step on each rank
@@ -102,6 +103,7 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     compile: str = "auto"  # auto, 0, 1
+    dtype: str = "auto"  # auto (the device plan's), float32, bfloat16, float16 (CUDA)
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
     def __post_init__(self):
@@ -147,6 +149,8 @@ class TrainConfig:
             "threads",
         ):
             non_negative_int(name)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"TrainConfig.bias must be True or False, got {self.bias!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"TrainConfig.d_model ({self.d_model}) must be divisible by TrainConfig.n_heads "
@@ -179,6 +183,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.data must be a path string or None, got {self.data!r}")
         course_device._parse_device(self.device, "TrainConfig.device")
         course_device._parse_compile(self.compile, "TrainConfig.compile")
+        if self.dtype not in course_device.DTYPE_CHOICES:
+            choices = course_device.DTYPE_CHOICES
+            raise ValueError(f"TrainConfig.dtype must be one of {choices}, got {self.dtype!r}")
         if not isinstance(self.sample_prompt, str) or not self.sample_prompt:
             raise ValueError("TrainConfig.sample_prompt must be a non-empty string")
 
@@ -252,7 +259,7 @@ def preset(name: str, **overrides) -> TrainConfig:
 
 
 def parse_override(text: str) -> tuple[str, object]:
-    """'key=value' -> (key, value typed like TrainConfig's field: int, float, str or None)."""
+    """'key=value' -> (key, value typed like TrainConfig's field: int, float, bool, str, None)."""
     if "=" not in text:
         raise ValueError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
@@ -263,6 +270,10 @@ def parse_override(text: str) -> tuple[str, object]:
     kind = str(types[key])
     if "None" in kind and raw.lower() in ("none", ""):
         return key, None
+    if kind == "bool":
+        if raw.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"--set {key}={raw!r}: expected true or false")
+        return key, raw.lower() in ("true", "1")
     try:
         if kind.startswith("int"):
             return key, int(raw)
@@ -376,6 +387,7 @@ def model_config(config: TrainConfig, vocab_size: int) -> transformer.GPTConfig:
         dropout=config.dropout,
         fast=True,
         init_std=config.init_std,
+        bias=config.bias,
     )
 
 
@@ -655,6 +667,7 @@ def train(
     eval_starts, eval_mask = eval_plan(len(data.val), config.block_size, config.eval_windows)
     rows = rank_rows(config.batch_size, dist.world_size, dist.rank, config.grad_accum)
     plan = course_device.plan(device=config.device, compile=config.compile)
+    plan = course_device.with_dtype(plan, config.dtype)
     if dist.enabled and plan.type == "cuda":
         plan = dataclasses.replace(plan, device=f"cuda:{dist.local_rank}")
     threads_before = torch.get_num_threads()
@@ -723,7 +736,7 @@ def _run(
         diff = [
             f.name
             for f in fields(TrainConfig)
-            if f.name not in ("max_steps", "device", "compile", "threads")
+            if f.name not in ("max_steps", "device", "compile", "threads", "dtype")
             and getattr(saved, f.name) != getattr(config, f.name)
         ]
         if diff:

@@ -92,14 +92,15 @@ def layer_norm(
 class LayerNorm(nn.Module):
     """Layer norm by hand, with a learned scale (ones) and shift (zeros) of width d_model.
 
-    fused=True calls `F.layer_norm` (one kernel; the tests hold it equal to `layer_norm`)."""
+    fused=True calls `F.layer_norm` (one kernel; the tests hold it equal to `layer_norm`);
+    bias=False drops the shift (GPT models trained without biases)."""
 
-    def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False):
+    def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False, bias: bool = True):
         super().__init__()
         _positive("d_model", d_model)
         self.eps, self.fused = eps, fused
         self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:
@@ -110,11 +111,18 @@ class LayerNorm(nn.Module):
 class FeedForward(nn.Module):
     """Position-wise MLP: (B, T, D) -> fc1 -> (B, T, d_ff) -> activation -> fc2 -> (B, T, D)."""
 
-    def __init__(self, d_model: int, d_ff: int, activation: str = "gelu", dropout: float = 0.0):
+    def __init__(
+        self,
+        d_model: int,
+        d_ff: int,
+        activation: str = "gelu",
+        dropout: float = 0.0,
+        bias: bool = True,
+    ):
         super().__init__()
         _check_common(d_model, 1, d_ff, dropout, activation)
-        self.fc1 = nn.Linear(d_model, d_ff)
-        self.fc2 = nn.Linear(d_ff, d_model)
+        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
         self.act = ACTIVATIONS[activation]
         self.drop = nn.Dropout(dropout)
 
@@ -181,18 +189,19 @@ class DecoderBlock(nn.Module):
         norm_first: bool = True,
         eps: float = 1e-5,
         cross_attention: bool = True,
+        bias: bool = True,
     ):
         super().__init__()
         _check_common(d_model, n_heads, d_ff, dropout, activation)
         self.d_model, self.norm_first = d_model, norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.norm1 = LayerNorm(d_model, eps)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
-        self.norm2 = LayerNorm(d_model, eps)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+        self.norm1 = LayerNorm(d_model, eps, bias=bias)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
+        self.norm2 = LayerNorm(d_model, eps, bias=bias)
         if not cross_attention:
             self.cross_attn = self.norm2 = None
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
-        self.norm3 = LayerNorm(d_model, eps)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias=bias)
+        self.norm3 = LayerNorm(d_model, eps, bias=bias)
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -354,6 +363,7 @@ class GPTConfig:
     # a tied output layer starts with ~8-nat losses); a number such as 0.02 is GPT-2's scheme:
     # weights N(0, init_std), biases 0, residual output projections N(0, init_std/sqrt(2L))
     init_std: float | None = None
+    bias: bool = True  # False: no biases in linear layers or layer norms (as nanoGPT's default)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layers"):
@@ -382,11 +392,17 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(
-                c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, cross_attention=False
+                c.d_model,
+                c.n_heads,
+                c.d_ff,
+                c.dropout,
+                c.activation,
+                cross_attention=False,
+                bias=c.bias,
             )
             for _ in range(c.n_layers)
         )
-        self.norm = LayerNorm(c.d_model)
+        self.norm = LayerNorm(c.d_model, bias=c.bias)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
@@ -665,6 +681,9 @@ def parameters_by_formula(config: GPTConfig | BertConfig | EncoderDecoderConfig)
     enc_block = _attention_params(d) + _ffn_params(d, config.d_ff) + 2 * ln
     if isinstance(config, GPTConfig):
         block = enc_block  # self-attention, feed-forward, two norms: no cross-attention
+        if not config.bias:  # 4 attention biases (D), fc1 (d_ff), fc2 (D), 2 norm shifts (D)
+            block -= 7 * d + config.d_ff
+            ln -= d
         head = 0 if config.tie_weights else config.vocab_size * d
         return (config.vocab_size + config.block_size) * d + config.n_layers * block + ln + head
     if isinstance(config, BertConfig):

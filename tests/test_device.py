@@ -350,7 +350,10 @@ def test_tf32_switch_follows_the_torch_version(version, api, tf32_flags_restored
 
 def test_fused_adamw_and_grad_scaler_follow_the_plan():
     bf16, fp16, cpu = (device.decide(c) for c in (CUDA_BF16, CUDA_FP16, CPU_ONLY))
-    assert device.fused_adamw(bf16) and device.fused_adamw(fp16) and not device.fused_adamw(cpu)
+    assert device.fused_adamw(bf16) and device.fused_adamw(fp16) and device.fused_adamw(cpu)
+    assert not device.fused_adamw(cpu, torch_version="2.3.1")  # no CPU kernel before 2.4
+    assert device.fused_adamw(cpu, torch_version="2.4.0")
+    assert not device.fused_adamw(device.decide(MPS_NEW))
     assert not device.grad_scaler(cpu).is_enabled()
     assert device.decide(CUDA_FP16).grad_scaler and not bf16.grad_scaler
 
@@ -366,3 +369,22 @@ def test_datasheet_peaks():
 def test_measured_matmul_peak_is_plausible():
     flops = device.measure_matmul_flops("cpu", torch.float32, n=256, seconds=0.05)
     assert 1e8 < flops < 1e14
+
+
+def test_with_dtype_forces_the_autocast_type():
+    cpu, bf16 = device.decide(CPU_ONLY), device.decide(CUDA_BF16)
+    assert device.with_dtype(cpu, "auto") is cpu
+    forced = device.with_dtype(cpu, "bfloat16")
+    assert forced.autocast_dtype is torch.bfloat16 and not forced.grad_scaler
+    assert "forced" in forced.dtype_reason
+    with forced.autocast():
+        assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype is torch.bfloat16
+    assert device.with_dtype(bf16, "float32").autocast_dtype is None
+    fp16 = device.with_dtype(bf16, "float16")
+    assert fp16.autocast_dtype is torch.float16 and fp16.grad_scaler
+    with pytest.raises(ValueError, match="float16' is for CUDA GPUs"):
+        device.with_dtype(cpu, "float16")
+    with pytest.raises(ValueError, match="does not autocast on MPS"):
+        device.with_dtype(device.decide(MPS_NEW), "bfloat16")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        device.with_dtype(cpu, "fp8")

@@ -144,6 +144,9 @@ def test_parse_override_types_values_like_the_field():
     assert T.parse_override("lr=3e-4") == ("lr", 3e-4)
     assert T.parse_override("max-steps=10") == ("max_steps", 10)
     assert T.parse_override("data=none") == ("data", None)
+    assert T.parse_override("bias=false") == ("bias", False)
+    with pytest.raises(ValueError, match="expected true or false"):
+        T.parse_override("bias=maybe")
     assert T.parse_override("sample_prompt=ROMEO:\\n") == ("sample_prompt", "ROMEO:\n")
     with pytest.raises(ValueError, match="no such field"):
         T.parse_override("learning_rate=1")

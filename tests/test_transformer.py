@@ -389,3 +389,11 @@ def test_gpt2_initialisation_starts_near_uniform_loss():
     assert default.tok_emb.weight.std().item() > 0.9  # PyTorch's N(0, 1) embedding, unchanged
     with pytest.raises(ValueError, match="init_std must be a positive number"):
         T.GPTConfig(65, 32, 64, 4, 4, 256, init_std=0)
+
+
+def test_gpt_without_biases_counts_and_runs():
+    cfg = T.GPTConfig(37, 11, 12, 3, 2, 20, bias=False, fast=True)
+    model = T.GPT(cfg)
+    assert not [n for n, _ in model.named_parameters() if n.endswith(".bias")]
+    assert T.count_parameters(model) == T.parameters_by_formula(cfg)
+    assert model(torch.randint(0, 37, (2, 5))).shape == (2, 5, 37)
