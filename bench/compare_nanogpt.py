@@ -56,8 +56,12 @@ OURS_RECIPE = {
     "n_layers": 4, "n_heads": 4, "d_model": 128, "d_ff": 512, "block_size": 64,
     "batch_size": 12, "dropout": 0.0, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
     "weight_decay": 0.1, "beta2": 0.99, "eval_every": NANOGPT_EVAL_INTERVAL, "eval_windows": 240,
-    "log_every": 1, "sample_tokens": 0,
+    "final_eval_windows": 240, "log_every": 1, "sample_tokens": 0, "bias": False,
+    "position": "learned",
 }  # fmt: skip
+# throughput variants of the course trainer: float32 (like for like: nanoGPT computes in float32
+# on the CPU) and the cpu preset's dtype choice ("fast": bfloat16 where the CPU has it)
+VARIANTS = ("float32", "fast")
 THROUGHPUT_ITERS = 300
 QUALITY_ITERS = 2000
 
@@ -167,13 +171,13 @@ NANOGPT_EVAL = textwrap.dedent(
             s = torch.tensor(starts[i:i + 64])
             idx = s[:, None] + torch.arange(T + 1)
             w = val[idx]
-            logits, _ = model(w[:, :-1], w[:, 1:])
+            logits, _ = model(w[:, :-1].contiguous(), w[:, 1:].contiguous())
             lp = torch.log_softmax(logits.float(), -1).gather(-1, w[:, 1:, None])[..., 0]
             total -= lp.sum().item(); count += lp.numel()
         if covered < n - 1:  # the tail, as course_lib.train.eval_plan covers it
             last = n - 1 - T
             w = val[last:last + T + 1][None]
-            logits, _ = model(w[:, :-1], w[:, 1:])
+            logits, _ = model(w[:, :-1].contiguous(), w[:, 1:].contiguous())
             lp = torch.log_softmax(logits.float(), -1).gather(-1, w[:, 1:, None])[0, :, 0]
             keep = lp[covered - last:]
             total -= keep.sum().item(); count += keep.numel()
@@ -216,13 +220,15 @@ def run_nanogpt(nanogpt_dir: Path, iters: int, threads: int, scratch: Path, py: 
         )  # fmt: skip
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-3000:])
-        loss, count = r.stdout.split()
+        loss, count = r.stdout.strip().splitlines()[-1].split()
         rec["saved_model_val_loss_full_split"] = float(loss)
         rec["val_targets"] = int(count)
     return rec
 
 
-def run_ours(data: Path, mode: str, threads: int, scratch: Path, py: str) -> dict:
+def run_ours(
+    data: Path, mode: str, threads: int, scratch: Path, py: str, dtype: str | None = None
+) -> dict:
     out = scratch / "ours-out"
     log = scratch / "ours.log"
     cmd = [
@@ -245,13 +251,14 @@ def run_ours(data: Path, mode: str, threads: int, scratch: Path, py: str) -> dic
     ]
     if mode == "throughput":
         cmd += ["--max-steps", str(THROUGHPUT_ITERS)]
-        for k, v in OURS_RECIPE.items():
+        for k, v in {**OURS_RECIPE, "dtype": dtype}.items():
             cmd += ["--set", f"{k}={v}"]
     rec = timed(cmd, REPO, threads, log)
     card = json.loads((out / "run_card.json").read_text())
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rec.update(
-        trainer="course_lib.train",
+        trainer="course_lib.train" if mode == "quality" else f"course_lib.train/{dtype}",
+        dtype=card["device"]["dtype"],
         iters=card["steps"],
         config=card["config"],
         tokens_per_s=card["tokens_per_s"],
@@ -285,11 +292,17 @@ def cmd_peak(args) -> None:
     for t in args.threads:
         torch.set_num_threads(t)
         busy = wait_for_idle()
-        runs = [
-            device.measure_matmul_flops("cpu", torch.float32, n=2048, seconds=3.0) for _ in range(3)
-        ]
-        result[str(t)] = {"fp32_matmul_flops": statistics.median(runs), "busy_before": busy}
-        print(f"{t} thread(s): {statistics.median(runs) / 1e9:.1f} GFLOP/s (busy {busy:.2f})")
+        entry = {"busy_before": busy}
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            runs = [
+                device.measure_matmul_flops("cpu", dtype, n=2048, seconds=3.0) for _ in range(3)
+            ]
+            entry[f"{name}_matmul_flops"] = statistics.median(runs)
+        result[str(t)] = entry
+        print(
+            f"{t} thread(s): fp32 {entry['fp32_matmul_flops'] / 1e9:.1f}, bf16 "
+            f"{entry['bf16_matmul_flops'] / 1e9:.1f} GFLOP/s (busy {busy:.2f})"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
@@ -307,14 +320,18 @@ def cmd_run(args) -> None:
     info = machine()
     for pair in range(args.pairs):
         for threads in args.threads:
-            order = ["nanoGPT", "ours"] if pair % 2 == 0 else ["ours", "nanoGPT"]
+            ours = ["ours"] if args.mode == "quality" else [f"ours/{v}" for v in VARIANTS]
+            order = ["nanoGPT", *ours] if pair % 2 == 0 else [*ours, "nanoGPT"]
             for who in order:
                 with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
                     busy = wait_for_idle()
                     if who == "nanoGPT":
                         rec = run_nanogpt(nanogpt_dir, iters, threads, Path(tmp), args.python)
                     else:
-                        rec = run_ours(Path(args.data), args.mode, threads, Path(tmp), args.python)
+                        dtype = who.split("/")[1] if "/" in who else None
+                        rec = run_ours(
+                            Path(args.data), args.mode, threads, Path(tmp), args.python, dtype
+                        )
                 rec.update(
                     mode=args.mode, pair=pair, threads=threads, busy_before=busy, machine=info,
                     date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -337,12 +354,13 @@ def _load(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def _pairs(rows: list[dict], threads: int) -> list[tuple[dict, dict]]:
-    by = {}
+def _pairs(rows: list[dict], threads: int, ours: str) -> list[tuple[dict, dict]]:
+    """(nanoGPT run, course run `ours`) of each pair at this thread count."""
+    by: dict[int, dict] = {}
     for r in rows:
         if r["threads"] == threads:
             by.setdefault(r["pair"], {})[r["trainer"]] = r
-    return [(p["nanoGPT"], p["course_lib.train"]) for _, p in sorted(by.items()) if len(p) == 2]
+    return [(p["nanoGPT"], p[ours]) for _, p in sorted(by.items()) if "nanoGPT" in p and ours in p]
 
 
 def cmd_report(args) -> None:
@@ -364,9 +382,10 @@ def cmd_report(args) -> None:
         "none of its code is in this repository)",
         "- data: tiny Shakespeare (`input.txt`, 1,115,394 characters, char-rnn's file); "
         "validation = the last 10% (111,540 characters)",
-        "- peak (fp32 matmul, n = 2048, measured here): "
+        "- peak (matmul of n = 2048, measured here): "
         + ", ".join(
-            f"{t} thread(s) {peak[t]['fp32_matmul_flops'] / 1e9:.1f} GFLOP/s"
+            f"{t} thread(s) fp32 {peak[t]['fp32_matmul_flops'] / 1e9:.1f} / bf16 "
+            f"{peak[t]['bf16_matmul_flops'] / 1e9:.1f} GFLOP/s"
             for t in sorted(k for k in peak if k.isdigit())
         ),
         "",
@@ -387,20 +406,27 @@ def cmd_report(args) -> None:
             + " ".join(f"--set {k}={v}" for k, v in OURS_RECIPE.items())
             + "`",
             "",
-            "| threads | pairs | nanoGPT tokens/s | course tokens/s | ratio (course / nanoGPT) "
-            "| nanoGPT MFU | course MFU | date |",
-            "|---|---|---|---|---|---|---|---|",
+            "| threads | course dtype | pairs | nanoGPT tokens/s | course tokens/s | ratio "
+            "(course / nanoGPT) | nanoGPT MFU | course MFU | date |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for t in sorted({r["threads"] for r in thr}, reverse=True):
-            ps = _pairs(thr, t)
+        rows_t = [
+            (t, v) for t in sorted({r["threads"] for r in thr}, reverse=True) for v in VARIANTS
+        ]
+        for t, v in rows_t:
+            ps = _pairs(thr, t, f"course_lib.train/{v}")
+            if not ps:
+                continue
+            dt = ps[0][1]["dtype"]
             p = peak[str(t)]["fp32_matmul_flops"]
+            p_ours = peak[str(t)]["bf16_matmul_flops"] if dt == "bfloat16" else p
             n_tok = med([a["tokens_per_s"] for a, _ in ps])
             o_tok = med([b["tokens_per_s"] for _, b in ps])
             ratio = med([b["tokens_per_s"] / a["tokens_per_s"] for a, b in ps])
             n_mfu = med([a["flops_per_token"] * a["tokens_per_s"] / p for a, _ in ps])
-            o_mfu = med([b["flops_per_token"] * b["tokens_per_s"] / p for _, b in ps])
+            o_mfu = med([b["flops_per_token"] * b["tokens_per_s"] / p_ours for _, b in ps])
             lines.append(
-                f"| {t} | {len(ps)} | {n_tok:,.0f} | {o_tok:,.0f} | **{ratio:.3f}** "
+                f"| {t} | {dt} | {len(ps)} | {n_tok:,.0f} | {o_tok:,.0f} | **{ratio:.3f}** "
                 f"(range {min(b['tokens_per_s'] / a['tokens_per_s'] for a, b in ps):.3f}-"
                 f"{max(b['tokens_per_s'] / a['tokens_per_s'] for a, b in ps):.3f}) "
                 f"| {n_mfu:.1%} | {o_mfu:.1%} | {ps[-1][1]['date'][:10]} |"
@@ -429,7 +455,7 @@ def cmd_report(args) -> None:
             "|---|---|---|---|---|---|---|---|",
         ]
         for t in sorted({r["threads"] for r in qual}, reverse=True):
-            ps = _pairs(qual, t)
+            ps = _pairs(qual, t, "course_lib.train")
             if not ps:
                 continue
             ratio = med([b["wall_s"] / a["wall_s"] for a, b in ps])

@@ -132,6 +132,9 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = dropout
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k) of the last slow call
+        # rotary: None, or a function (B, H, T, d_head) -> same shape applied to queries and keys
+        # of self-attention (RoPE: `course_lib.embeddings.apply_rope`, set by the model)
+        self.rotary = None
 
     def forward(
         self,
@@ -149,6 +152,10 @@ class MultiHeadAttention(nn.Module):
         q = split_heads(self.q_proj(x), self.n_heads)
         k = split_heads(self.k_proj(kv), self.n_heads)
         v = split_heads(self.v_proj(kv), self.n_heads)
+        if self.rotary is not None:
+            if kv is not x:
+                raise ValueError("rotary position embeddings apply to self-attention only")
+            q, k = self.rotary(q), self.rotary(k)
         p = self.dropout if self.training else 0.0
         if is_causal and not (self.fast and mask is None):
             c = causal_mask(x.shape[1], device=x.device)

@@ -19,6 +19,7 @@ similarity, neighbours, analogies and a permutation test; PCA; GloVe; positional
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -540,6 +541,24 @@ def rope_frequencies(dim: int, base: float = 10_000.0) -> torch.Tensor:
     if not base > 1:
         raise ValueError(f"base must be > 1, got {base!r}")
     return base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+
+
+@functools.lru_cache(maxsize=64)
+def _rope_rotations(seq: int, dim: int, base: float, device: torch.device) -> torch.Tensor:
+    angles = torch.arange(seq, dtype=torch.float64).unsqueeze(-1) * rope_frequencies(dim, base)
+    return torch.polar(torch.ones_like(angles), angles).to(device, torch.complex64)
+
+
+def rope_rotate(x: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
+    """`apply_rope` at positions 0 .. seq-1, as one complex multiplication: each pair
+    (x_2i, x_2i+1) is the complex number x_2i + i x_2i+1, and rotating it by m theta_i is
+    multiplying by e^(i m theta_i). The rotations are computed once per (seq, dim, device) and
+    kept: the form a model calls in every layer. x: (..., seq, dim), any float dtype (the
+    product is taken in float32)."""
+    seq, dim = x.shape[-2], x.shape[-1]
+    rot = _rope_rotations(seq, _even_dim("dim", dim), float(base), x.device)
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], dim // 2, 2))
+    return torch.view_as_real(pairs * rot).flatten(-2).to(x.dtype)
 
 
 def apply_rope(

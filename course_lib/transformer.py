@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention
+from course_lib.embeddings import rope_rotate
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -364,6 +365,9 @@ class GPTConfig:
     # weights N(0, init_std), biases 0, residual output projections N(0, init_std/sqrt(2L))
     init_std: float | None = None
     bias: bool = True  # False: no biases in linear layers or layer norms (as nanoGPT's default)
+    # "learned": a table of block_size position vectors added to the token embeddings (GPT-2);
+    # "rope": no table, queries and keys rotated by position in every layer (RoFormer, Llama)
+    position: str = "learned"
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layers"):
@@ -375,6 +379,13 @@ class GPTConfig:
             and self.init_std > 0
         ):
             raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
+        if self.position not in ("learned", "rope"):
+            raise ValueError(f"position must be 'learned' or 'rope', got {self.position!r}")
+        if self.position == "rope" and (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"position='rope' rotates pairs of dimensions: the head width "
+                f"{self.d_model // self.n_heads} must be even"
+            )
 
 
 class GPT(nn.Module):
@@ -388,7 +399,7 @@ class GPT(nn.Module):
             raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         c = self.config = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
-        self.pos_emb = nn.Embedding(c.block_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.block_size, c.d_model) if c.position == "learned" else None
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(
@@ -412,6 +423,9 @@ class GPT(nn.Module):
                     m.fused = True
                 elif isinstance(m, MultiHeadAttention):
                     m.fast = True
+        if c.position == "rope":
+            for block in self.blocks:
+                block.self_attn.rotary = rope_rotate
         if c.init_std is not None:
             self._init_gpt2(c.init_std)
 
@@ -433,8 +447,10 @@ class GPT(nn.Module):
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         _check_ids(ids, self.config.vocab_size, self.config.block_size)
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        x = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # (B, T, D)
+        x = self.tok_emb(ids)  # (B, T, D)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(ids.shape[1], device=ids.device))
+        x = self.drop(x)
         mask = _key_mask(attention_mask, ids)
         for block in self.blocks:
             x = block(x, mask=mask)
@@ -685,7 +701,8 @@ def parameters_by_formula(config: GPTConfig | BertConfig | EncoderDecoderConfig)
             block -= 7 * d + config.d_ff
             ln -= d
         head = 0 if config.tie_weights else config.vocab_size * d
-        return (config.vocab_size + config.block_size) * d + config.n_layers * block + ln + head
+        positions = config.block_size * d if config.position == "learned" else 0
+        return config.vocab_size * d + positions + config.n_layers * block + ln + head
     if isinstance(config, BertConfig):
         embeddings = (config.vocab_size + config.max_position + config.type_vocab_size) * d + ln
         pooler = d * d + d if config.pooler else 0

@@ -388,3 +388,20 @@ def test_with_dtype_forces_the_autocast_type():
         device.with_dtype(device.decide(MPS_NEW), "bfloat16")
     with pytest.raises(ValueError, match="dtype must be one of"):
         device.with_dtype(cpu, "fp8")
+
+
+FLAGS_BF16 = "processor : 0\nflags : fpu sse avx2 avx512f avx512_bf16\n"
+FLAGS_PLAIN = "processor : 0\nflags : fpu sse avx2 avx512f\n"
+
+
+def test_fast_dtype_uses_bfloat16_only_where_the_cpu_has_it():
+    cpu = device.decide(CPU_ONLY)
+    assert device.cpu_native_bf16(FLAGS_BF16) and not device.cpu_native_bf16(FLAGS_PLAIN)
+    assert device.cpu_native_bf16("flags : amx_bf16 amx_tile\n")
+    fast = device.with_dtype(cpu, "fast", cpuinfo=FLAGS_BF16)
+    assert fast.autocast_dtype is torch.bfloat16 and "natively" in fast.dtype_reason
+    assert device.with_dtype(cpu, "fast", cpuinfo=FLAGS_PLAIN) is cpu
+    bf16 = device.decide(CUDA_BF16)
+    assert device.with_dtype(bf16, "fast") is bf16  # CUDA: the plan's choice
+    mps = device.decide(MPS_NEW)
+    assert device.with_dtype(mps, "fast", cpuinfo=FLAGS_BF16) is mps

@@ -103,7 +103,7 @@ def test_presets_are_valid_and_differ():
     assert set(T.PRESETS) == {"ci", "cpu", "gpu"}
     assert T.preset("ci").compile == "0"  # compiling costs more than a ci run
     assert T.preset("gpu").d_model > T.preset("cpu").d_model > T.preset("ci").d_model
-    assert T.preset("cpu", lr=3e-4).lr == 3e-4
+    assert T.preset("cpu", lr=3e-3).lr == 3e-3
 
 
 @pytest.mark.parametrize(
@@ -214,10 +214,15 @@ def test_fixed_validation_windows_and_too_short_split():
 
 
 def test_flops_per_token_is_six_n_plus_attention():
-    cfg = T.model_config(T.preset("cpu"), vocab_size=65)
-    model = transformer.GPT(cfg)
+    learned = T.model_config(T.preset("cpu", position="learned"), vocab_size=65)
+    model = transformer.GPT(learned)
     n = transformer.count_parameters(model) - model.pos_emb.weight.numel()
-    assert T.flops_per_token(cfg) == 6 * n + 12 * 4 * 128 * 64
+    assert T.flops_per_token(learned) == 6 * n + 12 * 4 * 128 * 64
+    rope = T.model_config(T.preset("cpu"), vocab_size=65)  # no position table to leave out
+    assert (
+        T.flops_per_token(rope)
+        == 6 * transformer.count_parameters(transformer.GPT(rope)) + 12 * 4 * 128 * 64
+    )
 
 
 # ------------------------------------------------------------------------------ a run
