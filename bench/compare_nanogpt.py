@@ -404,7 +404,8 @@ def cmd_report(args) -> None:
             "Command (course): `python -m course_lib.train --preset cpu --data input.txt "
             f"--max-steps {THROUGHPUT_ITERS} "
             + " ".join(f"--set {k}={v}" for k, v in OURS_RECIPE.items())
-            + "`",
+            + " --device cpu --compile 0 --set threads=N --set dtype=float32` (and "
+            "`--set dtype=fast`: bfloat16 on this CPU). Both trainers: `OMP_NUM_THREADS=N`.",
             "",
             "| threads | course dtype | pairs | nanoGPT tokens/s | course tokens/s | ratio "
             "(course / nanoGPT) | nanoGPT MFU | course MFU | date |",
@@ -438,6 +439,7 @@ def cmd_report(args) -> None:
             if "config" in qual[-1]
             else next(r["config"] for r in qual if r["trainer"] == "course_lib.train")
         )
+        dtype_used = next(r["dtype"] for r in qual if r["trainer"] == "course_lib.train")
         lines += [
             "## Time to quality: validation loss <= 1.886 on the whole split",
             "",
@@ -447,8 +449,11 @@ def cmd_report(args) -> None:
             f"`python -m course_lib.train --preset cpu --data input.txt` ({cfg['n_layers']} "
             f"layers, {cfg['n_heads']} heads, width {cfg['d_model']}, block {cfg['block_size']}, "
             f"batch {cfg['batch_size']}, {cfg['max_steps']} steps, lr {cfg['lr']:g} -> "
-            f"{cfg['min_lr']:g}, warm-up {cfg['warmup_steps']}), evaluated on the whole split "
-            "at the end. Wall time is the whole process.",
+            f"{cfg['min_lr']:g}, warm-up {cfg['warmup_steps']}, beta2 {cfg['beta2']:g}, weight "
+            f"decay {cfg['weight_decay']:g}, positions {cfg['position']}, biases "
+            f"{'yes' if cfg['bias'] else 'no'}, dtype {cfg['dtype']} = {dtype_used}), evaluated on "
+            "the whole split at the end. Wall time is the whole process, start-up, evaluations, "
+            "samples, plot and run card included.",
             "",
             "| threads | pairs | nanoGPT wall s | nanoGPT val (20 batches / whole split) | "
             "course wall s | course val (whole split) | wall ratio (course / nanoGPT) | date |",
@@ -472,6 +477,23 @@ def cmd_report(args) -> None:
             )
         lines.append("")
     lines += [
+        "## What the numbers say",
+        "",
+        "- Like for like (float32, nanoGPT's sizes and schedule) the two trainers run at the "
+        "same speed within a few percent (the ratio column): the same matmuls dominate both.",
+        '- bfloat16 autocast (`dtype="fast"`, on a CPU with AVX512-BF16) is the throughput '
+        "lever: the measured bfloat16 matmul peak is about four times float32's, but the gain in "
+        "tokens/s is about a third (small matmuls, conversions and the non-matmul work), so its "
+        "MFU against the bfloat16 peak is low.",
+        "- Time to quality also comes from needing fewer tokens: the `cpu` preset trains on "
+        "800 x 16 x 64 = 819,200 tokens where nanoGPT's recipe uses 2000 x 12 x 64 = 1,536,000. "
+        "The preset differs from the recipe in its learning rate (6e-3 against 1e-3, with beta2 "
+        "0.95 and 30 warm-up steps), no weight decay, rotary positions, batch 16 and bfloat16; "
+        "this benchmark does not separate their effects.",
+        "- nanoGPT's printed 1.8857 is a 20-batch estimate; its saved model scores 1.8983 on the "
+        "whole validation split, so its own recipe does not reach 1.886 by the whole-split "
+        "measure used here.",
+        "",
         "## GPU",
         "",
         "Not measured: no GPU has been available to the course's authors. The target (validation "
