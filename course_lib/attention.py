@@ -133,7 +133,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k) of the last slow call
         # rotary: None, or a function (B, H, T, d_head) -> same shape applied to queries and keys
-        # of self-attention (RoPE: `course_lib.embeddings.apply_rope`, set by the model)
+        # of self-attention (RoPE: `course_lib.embeddings.rope_rotate`, set by the GPT)
         self.rotary = None
 
     def forward(

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -197,20 +198,29 @@ def checkpoint_payload(model: nn.Module, tokenizer) -> dict:
     }
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
-    """torch.save `checkpoint_payload(model, tokenizer)` atomically: the file is written next to
-    `path` and renamed onto it, so a crash never leaves half a checkpoint."""
-    payload = checkpoint_payload(model, tokenizer)
+def atomic_save(
+    payload: dict, path: str | os.PathLike, verify: Callable[[Path], object] | None = None
+) -> Path:
+    """torch.save `payload` to a temporary file next to `path`, check it with `verify(tmp)` if
+    given (which raises on a bad file), then rename it onto `path`: a crash, a full disk or a
+    bad write never replaces the previous file with half a checkpoint."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        if verify is not None:
+            verify(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
+    """Save `checkpoint_payload(model, tokenizer)` with `atomic_save`."""
+    return atomic_save(checkpoint_payload(model, tokenizer), path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):

@@ -40,7 +40,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -469,20 +468,11 @@ def _digest(obj, h=None) -> str:
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     """Write `payload` (tensors, numbers, strings, lists, dicts) with a content digest.
 
-    The file is written next to `path`, read back and checked, and only then renamed onto
-    `path`: a crash, a full disk or a bad write leaves the previous checkpoint in place."""
-    path = Path(path)
+    The file is written next to `path`, read back and checked against the digest, and only
+    then renamed onto `path` (`generate.atomic_save`): a crash, a full disk or a bad write
+    leaves the previous checkpoint in place."""
     payload = {**payload, "digest": _digest({k: v for k, v in payload.items() if k != "digest"})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        load_checkpoint(tmp)  # raises CheckpointError if what landed on disk is not what we wrote
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return course_generate.atomic_save(payload, path, verify=load_checkpoint)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:

@@ -721,3 +721,21 @@ def test_exercise_sgns_loss_wrong_answers_are_named():
     assert "hint: this looks like summing over the batch instead of averaging" in summed
     assert "case 'large scores' does not" in underflow
     assert "hint: this looks like log(sigmoid(s)), which underflows" in underflow
+
+
+def test_rope_rotate_is_apply_rope_with_cached_rotations():
+    from course_lib.embeddings import apply_rope, rope_rotate
+
+    for shape in [(1, 1, 5, 2), (3, 4, 17, 8), (7, 6)]:
+        x = torch.randn(*shape, requires_grad=True)
+        y = x.detach().clone().requires_grad_(True)
+        a, b = rope_rotate(x), apply_rope(y)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        g = torch.randn(shape)
+        a.backward(g)
+        b.backward(g)
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-5, atol=1e-6)
+    half = torch.randn(2, 9, 4, dtype=torch.bfloat16)
+    assert rope_rotate(half).dtype is torch.bfloat16
+    with pytest.raises(ValueError, match="dim"):
+        rope_rotate(torch.randn(2, 3, 5))

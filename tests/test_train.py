@@ -123,6 +123,10 @@ def test_presets_are_valid_and_differ():
         (lambda: T.preset("ci", device="gpu"), "TrainConfig.device must be one of"),
         (lambda: T.preset("ci", compile="maybe"), "TrainConfig.compile must be one of"),
         (lambda: T.preset("ci", nonsense=1), "TrainConfig has no field(s) ['nonsense']"),
+        (lambda: T.preset("ci", position="alibi"), "TrainConfig.position must be 'learned'"),
+        (lambda: T.preset("ci", dtype="fp8"), "TrainConfig.dtype must be one of"),
+        (lambda: T.preset("ci", bias="yes"), "TrainConfig.bias must be True or False"),
+        (lambda: T.preset("ci", final_eval_windows=-1), "TrainConfig.final_eval_windows must"),
     ],
 )
 def test_invalid_configs_name_the_field(make, message):

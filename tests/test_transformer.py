@@ -397,3 +397,24 @@ def test_gpt_without_biases_counts_and_runs():
     assert not [n for n, _ in model.named_parameters() if n.endswith(".bias")]
     assert T.count_parameters(model) == T.parameters_by_formula(cfg)
     assert model(torch.randint(0, 37, (2, 5))).shape == (2, 5, 37)
+
+
+def test_gpt_with_rotary_positions():
+    cfg = T.GPTConfig(37, 11, 12, 3, 2, 20, position="rope")
+    slow = T.GPT(cfg)
+    assert slow.pos_emb is None
+    assert T.count_parameters(slow) == T.parameters_by_formula(cfg)
+    fast = T.GPT(T.GPTConfig(37, 11, 12, 3, 2, 20, position="rope", fast=True))
+    fast.load_state_dict(slow.state_dict())
+    ids = torch.randint(0, 37, (2, 9))
+    torch.testing.assert_close(fast(ids), slow(ids), rtol=1e-5, atol=1e-6)
+    # positions matter: the same tokens in another order give other next-token scores
+    ids2 = ids.flip(1)
+    assert not torch.allclose(slow(ids)[:, -1], slow(ids2)[:, -1])
+    with pytest.raises(ValueError, match="position must be 'learned' or 'rope'"):
+        T.GPTConfig(37, 11, 12, 3, 2, 20, position="alibi")
+    with pytest.raises(ValueError, match="head width 3 must be even"):
+        T.GPTConfig(37, 11, 9, 3, 2, 20, position="rope")
+    mha = slow.blocks[0].self_attn
+    with pytest.raises(ValueError, match="rotary position embeddings apply to self-attention"):
+        mha(torch.randn(2, 4, 12), kv=torch.randn(2, 5, 12))
