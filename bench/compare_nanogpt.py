@@ -154,33 +154,23 @@ def nanogpt_params(vocab: int = 65, layers: int = 4, width: int = 128) -> int:
 NANOGPT_EVAL = textwrap.dedent(
     """
     import sys, torch, numpy as np
-    from model import GPT, GPTConfig
+    from model import GPT, GPTConfig  # nanoGPT's model code, from its directory
+    from course_lib.train import eval_plan, windows  # the course's whole-split windows
     ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
     model = GPT(GPTConfig(**ckpt["model_args"]))
-    sd = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
-    model.load_state_dict(sd)
+    model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
     model.eval()
     val = torch.from_numpy(np.fromfile(sys.argv[2], dtype=np.uint16).astype(np.int64))
     T = ckpt["model_args"]["block_size"]
-    n = len(val)
-    starts = list(range(0, n - T, T))
-    covered = starts[-1] + T
+    starts, mask = eval_plan(len(val), T, 0)
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(starts), 64):
-            s = torch.tensor(starts[i:i + 64])
-            idx = s[:, None] + torch.arange(T + 1)
-            w = val[idx]
-            logits, _ = model(w[:, :-1].contiguous(), w[:, 1:].contiguous())
-            lp = torch.log_softmax(logits.float(), -1).gather(-1, w[:, 1:, None])[..., 0]
-            total -= lp.sum().item(); count += lp.numel()
-        if covered < n - 1:  # the tail, as course_lib.train.eval_plan covers it
-            last = n - 1 - T
-            w = val[last:last + T + 1][None]
-            logits, _ = model(w[:, :-1].contiguous(), w[:, 1:].contiguous())
-            lp = torch.log_softmax(logits.float(), -1).gather(-1, w[:, 1:, None])[0, :, 0]
-            keep = lp[covered - last:]
-            total -= keep.sum().item(); count += keep.numel()
+            x, y = windows(val, starts[i:i + 64], T)
+            logits, _ = model(x.contiguous(), y.contiguous())
+            lp = torch.log_softmax(logits.float(), -1).gather(-1, y[..., None])[..., 0]
+            m = mask[i:i + 64]
+            total -= lp[m].sum().item(); count += int(m.sum())
     print(f"{total / count:.6f} {count}")
     """
 )
@@ -216,7 +206,8 @@ def run_nanogpt(nanogpt_dir: Path, iters: int, threads: int, scratch: Path, py: 
         val_bin = nanogpt_dir / "data" / "shakespeare_char" / "val.bin"
         r = subprocess.run(
             [py, "-c", NANOGPT_EVAL, str(ckpt), str(val_bin)], cwd=nanogpt_dir,
-            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+            capture_output=True, text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)},
         )  # fmt: skip
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-3000:])
@@ -480,11 +471,10 @@ def cmd_report(args) -> None:
         "## What the numbers say",
         "",
         "- Like for like (float32, nanoGPT's sizes and schedule) the two trainers run at the "
-        "same speed within a few percent (the ratio column): the same matmuls dominate both.",
+        "same speed within a few percent (the ratio column).",
         '- bfloat16 autocast (`dtype="fast"`, on a CPU with AVX512-BF16) is the throughput '
         "lever: the measured bfloat16 matmul peak is about four times float32's, but the gain in "
-        "tokens/s is about a third (small matmuls, conversions and the non-matmul work), so its "
-        "MFU against the bfloat16 peak is low.",
+        "tokens/s is about a third to two fifths, so its MFU against the bfloat16 peak is low.",
         "- Time to quality also comes from needing fewer tokens: the `cpu` preset trains on "
         "800 x 16 x 64 = 819,200 tokens where nanoGPT's recipe uses 2000 x 12 x 64 = 1,536,000. "
         "The preset differs from the recipe in its learning rate (6e-3 against 1e-3, with beta2 "

@@ -688,26 +688,27 @@ def train(
         torch.set_num_threads(config.threads)
     try:
         return _run(
-            config,
-            out,
-            ckpt_path,
-            metrics_path,
-            resume,
-            progress,
-            should_stop,
-            data,
-            log,
-            dist,
-            plan,
-            eval_plans,
-            rows,
-            t_start,
+            config=config,
+            out=out,
+            ckpt_path=ckpt_path,
+            metrics_path=metrics_path,
+            resume=resume,
+            progress=progress,
+            should_stop=should_stop,
+            data=data,
+            log=log,
+            dist=dist,
+            plan=plan,
+            eval_plans=eval_plans,
+            rows=rows,
+            t_start=t_start,
         )
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _run(
+    *,
     config,
     out,
     ckpt_path,
