@@ -1,18 +1,19 @@
 """Repo-wide pytest set-up: the environment nbval's kernels inherit.
 
-The kernels that nbval starts inherit os.environ, so setting KERNEL_ENV here gives them exactly
-the environment in which `python3 tools/course.py execute` produced the stored outputs.
+The kernels that nbval starts inherit os.environ, so pinning it here (pin_kernel_env: KERNEL_ENV
+set, the course's other switches and thread, plotting and warning variables overridden or
+removed) gives them exactly the environment in which `python3 tools/course.py execute` produced
+the stored outputs, whatever the caller's shell exports. The unit tests run in it too.
 """
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 
-from notebooks import KERNEL_ENV  # noqa: E402
+from notebooks import pin_kernel_env  # noqa: E402
 
-os.environ.update(KERNEL_ENV)
+pin_kernel_env()
 
 
 def pytest_collection_modifyitems(items):

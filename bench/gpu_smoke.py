@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from course_lib import device  # noqa: E402
+from course_lib import checkpoints, device  # noqa: E402
 from course_lib import train as T  # noqa: E402
 
 
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         should_stop=lambda: calls.append(1) or len(calls) >= half,
     )
     resumed = T.train(cfg, out / "resumed", resume=True, progress=False)
-    a = T.load_checkpoint(out / "straight" / T.CHECKPOINT_NAME)
-    b = T.load_checkpoint(out / "resumed" / T.CHECKPOINT_NAME)
+    a = checkpoints.load_checkpoint(out / "straight" / T.CHECKPOINT_NAME)
+    b = checkpoints.load_checkpoint(out / "resumed" / T.CHECKPOINT_NAME)
     diff = max(
         float((a["state_dict"][k].double() - b["state_dict"][k].double()).abs().max())
         for k in a["state_dict"]

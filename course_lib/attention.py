@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.validate import fraction, positive_int
+
 
 def _check_mask(mask: torch.Tensor | None, scores_shape: torch.Size) -> None:
     if mask is None:
@@ -65,8 +67,7 @@ def scaled_dot_product_attention(
 
 def causal_mask(t: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(t, t) boolean: position i may attend to positions 0..i (the lower triangle)."""
-    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
-        raise ValueError(f"t must be a positive int, got {t!r}")
+    t = positive_int(t, "t")
     return torch.ones(t, t, dtype=torch.bool, device=device).tril()
 
 
@@ -87,8 +88,7 @@ def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     """(B, T, D) -> (B, H, T, D / H): each head gets its own slice of the width."""
     if x.dim() != 3:
         raise ValueError(f"x must be (batch, seq, width), got shape {tuple(x.shape)}")
-    if isinstance(n_heads, bool) or not isinstance(n_heads, int) or n_heads < 1:
-        raise ValueError(f"n_heads must be a positive int, got {n_heads!r}")
+    n_heads = positive_int(n_heads, "n_heads")
     b, t, d = x.shape
     if d % n_heads:
         raise ValueError(f"width {d} is not divisible by n_heads={n_heads}")
@@ -121,8 +121,8 @@ class MultiHeadAttention(nn.Module):
         fast: bool = False,
     ):
         super().__init__()
-        if d_model < 1 or n_heads < 1:
-            raise ValueError(f"d_model and n_heads must be positive, got {d_model}, {n_heads}")
+        d_model, n_heads = positive_int(d_model, "d_model"), positive_int(n_heads, "n_heads")
+        dropout = fraction(dropout, "dropout")
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
         self.d_model, self.n_heads, self.fast = d_model, n_heads, fast
@@ -136,6 +136,14 @@ class MultiHeadAttention(nn.Module):
         # of self-attention (RoPE: `course_lib.embeddings.rope_rotate`, set by the GPT)
         self.rotary = None
 
+    def _check_input(self, x: object, name: str) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(
+                f"{name} must be (batch, seq, {self.d_model}), got shape {tuple(x.shape)}"
+            )
+
     def forward(
         self,
         x: torch.Tensor,
@@ -148,6 +156,11 @@ class MultiHeadAttention(nn.Module):
         a (T, T) mask."""
         if is_causal and kv is not None:
             raise ValueError("is_causal=True applies to self-attention: pass kv=None")
+        self._check_input(x, "x")
+        if kv is not None:
+            self._check_input(kv, "kv")
+            if kv.shape[0] != x.shape[0]:
+                raise ValueError(f"kv has batch {kv.shape[0]}, x has {x.shape[0]}")
         kv = x if kv is None else kv
         q = split_heads(self.q_proj(x), self.n_heads)
         k = split_heads(self.k_proj(kv), self.n_heads)
@@ -180,9 +193,8 @@ def score_bytes(
     The hand-written path keeps several such tensors alive at once (q k^T, the scaled scores,
     the softmax weights); fused kernels (`F.scaled_dot_product_attention`) avoid most of them.
     """
-    for name, n in (("batch", batch), ("heads", heads), ("t_q", t_q), ("t_k", t_k)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be a positive int, got {n!r}")
+    batch, heads = positive_int(batch, "batch"), positive_int(heads, "heads")
+    t_q, t_k = positive_int(t_q, "t_q"), positive_int(t_k, "t_k")
     if not isinstance(dtype, torch.dtype):
         raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__}")
     return batch * heads * t_q * t_k * torch.empty((), dtype=dtype).element_size()

@@ -7,6 +7,7 @@ and applies the chain rule once per edge: this is backpropagation (反向传播)
     a, b = Value(2.0, label="a"), Value(-3.0, label="b")
     loss = (a * b + a.tanh()).relu()
     loss.backward()  # a.grad, b.grad now hold d loss / d a, d loss / d b
+    zero_grad([a, b])  # backward() adds into .grad, as in PyTorch: zero it between passes
 
 Two tools used around real training live here as well, each proven equal to PyTorch's in
 tests/test_autograd.py:
@@ -175,16 +176,24 @@ class Value:
 
     # ------------------------------------------------------------------ backprop
     def backward(self) -> None:
-        """Fill `.grad` of every Value this one depends on with d self / d that Value.
+        """Add d self / d v into `.grad` of every Value v this one depends on (self included).
 
-        Gradients accumulate (`+=`), as in PyTorch: call `zero_grad` between passes.
+        Gradients accumulate across calls, as in PyTorch: a second `backward()` without
+        `zero_grad` in between leaves twice the gradient. Call `zero_grad` between passes.
         """
         order = topological_order(self)
+        # This pass's chain rule must see only this pass's gradients: an intermediate node
+        # passes its whole `.grad` on to its inputs, so a gradient left from an earlier pass
+        # would be passed on (and counted) again. Set the earlier gradients aside, run the
+        # pass from 0, then add them back.
+        earlier = [v.grad for v in order]
         for v in order:
             v.grad = 0.0
         self.grad = 1.0  # d self / d self
         for v in reversed(order):  # outputs before inputs: each node's grad is complete
             v._backward()
+        for v, g in zip(order, earlier, strict=True):
+            v.grad += g
 
 
 def topological_order(root: Value) -> list[Value]:

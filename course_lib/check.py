@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -101,22 +104,16 @@ def _call_with_timeout(fn: Callable, c: Case, timeout: float) -> Any:
 
     In the main thread on POSIX (a notebook cell, a script) a SIGALRM timer interrupts the
     function itself; elsewhere it runs in a helper thread that is abandoned on time-out.
+
+    A SIGALRM timer someone else set (pytest-timeout, a notebook runner) is kept: if it is due
+    while `fn` runs, its own handler gets the alarm then; otherwise it is re-armed afterwards
+    with the time it had left (and its repeat interval).
     """
     use_signal = (
         hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     )
     if use_signal:
-
-        def on_alarm(signum, frame):
-            raise _Timeout
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            return fn(*c.args, **c.kwargs)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+        return _call_with_alarm(fn, c, timeout)
     box: dict = {}
 
     def target():
@@ -135,14 +132,58 @@ def _call_with_timeout(fn: Callable, c: Case, timeout: float) -> Any:
     return box["value"]
 
 
+def _deliver(handler: Any, signum: int, frame: Any) -> None:
+    """Hand a signal to a handler as the operating system would have."""
+    if callable(handler):
+        handler(signum, frame)
+    elif handler == signal.SIG_DFL:  # SIGALRM's default action ends the process
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+    # SIG_IGN (or None: a handler not installed from Python): nothing to do
+
+
+def _call_with_alarm(fn: Callable, c: Case, timeout: float) -> Any:
+    outer_left, outer_interval = signal.getitimer(signal.ITIMER_REAL)  # (0, 0): none set
+    start = time.monotonic()
+    outer = {"pending": outer_left > 0}
+
+    def elapsed() -> float:
+        return time.monotonic() - start
+
+    def on_alarm(signum, frame):
+        if outer["pending"] and outer_left < timeout and elapsed() < timeout:
+            # the outer timer's moment came first: re-arm ours for what is left of it, then
+            # give the alarm to the handler it belongs to (which may raise, e.g. a test failure)
+            outer["pending"] = False
+            signal.setitimer(signal.ITIMER_REAL, max(timeout - elapsed(), 1e-6))
+            _deliver(previous, signum, frame)
+            return
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    first = min(timeout, outer_left) if outer["pending"] else timeout
+    signal.setitimer(signal.ITIMER_REAL, first)
+    try:
+        return fn(*c.args, **c.kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer["pending"]:  # not due yet: the time it had left, less the time fn took
+            left = max(outer_left - elapsed(), 1e-6)  # already due: deliver it right away
+            signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
+        elif outer_interval > 0:  # delivered during fn, and it repeats
+            signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+
+
 # --------------------------------------------------------------------------- describing values
 
 
 def _num(x: float) -> str:
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
-        return str(x)
+    if isinstance(x, bool | np.bool_):
+        return str(bool(x))
+    if isinstance(x, numbers.Integral):
+        return str(int(x))
+    x = float(x)
     if math.isnan(x) or math.isinf(x):
         return str(x)
     return f"{x:.4g}"
@@ -160,7 +201,14 @@ def describe(value: Any, limit: int = 12) -> str:
             v = value.detach().float()
             return f"{head}, values from {_num(v.min().item())} to {_num(v.max().item())}"
         return head
-    if isinstance(value, float):
+    if isinstance(value, np.ndarray):
+        head = f"array of shape {value.shape}, {value.dtype}"
+        if value.size <= limit and value.dtype.kind in "biuf":
+            return f"{head}: [{', '.join(_num(v) for v in value.flatten().tolist())}]"
+        if value.dtype.kind == "f" and value.size:
+            return f"{head}, values from {_num(value.min())} to {_num(value.max())}"
+        return head
+    if isinstance(value, float | np.floating):
         return _num(value)
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -203,6 +251,19 @@ def compare(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6) -> 
                 f"({n_bad} of {e.numel()} values differ)"
             )
         return None
+    if isinstance(expected, np.ndarray):
+        if not isinstance(got, np.ndarray):
+            return f"expected a NumPy array, got {describe(got)}"
+        if got.shape != expected.shape:
+            return f"expected shape {expected.shape}, got {got.shape}"
+        if got.dtype != expected.dtype:
+            return f"expected dtype {expected.dtype}, got {got.dtype}"
+        if expected.dtype.kind in "biufc":  # numbers: compared element-wise, as tensors are
+            as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
+            return compare(as_tensor(got), as_tensor(expected), rtol, atol)
+        if np.array_equal(got, expected):
+            return None
+        return f"expected {describe(expected)}, got {describe(got)}"
     if isinstance(expected, tuple | list):
         if not isinstance(got, tuple | list) or len(got) != len(expected):
             return f"expected a {type(expected).__name__} of {len(expected)}, got {describe(got)}"
@@ -211,15 +272,32 @@ def compare(got: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-6) -> 
             if diff:
                 return f"item {i}: {diff}"
         return None
-    if isinstance(expected, float) or (isinstance(expected, int) and isinstance(got, float)):
-        if not isinstance(got, int | float) or isinstance(got, bool):
+    floats = float | np.floating
+    if isinstance(expected, floats) or (_is_integer(expected) and isinstance(got, floats)):
+        # a float on either side (Python or NumPy): compared with the tolerances
+        if not _is_number(got):
             return f"expected a number, got {describe(got)}"
-        if math.isclose(got, expected, rel_tol=rtol, abs_tol=atol):
+        if math.isclose(float(got), float(expected), rel_tol=rtol, abs_tol=atol):
             return None
         return f"expected {_num(expected)}, got {_num(got)}"
-    if got == expected:
+    if isinstance(got, np.ndarray):
+        return f"expected {describe(expected)}, got {describe(got)}"
+    try:
+        same = bool(got == expected)
+    except Exception:  # e.g. a tensor of many values against a number: not equal
+        same = False
+    if same:
         return None
     return f"expected {describe(expected)}, got {describe(got)}"
+
+
+def _is_number(x: Any) -> bool:
+    """A real number, Python or NumPy (np.float32, np.int64, ...); not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool | np.bool_)
+
+
+def _is_integer(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool | np.bool_)
 
 
 def _generic_hint(diff: str, got: Any) -> str:
@@ -252,8 +330,16 @@ def _copy_args(c: Case) -> Case:
     return Case(copy.deepcopy(c.args), copy.deepcopy(c.kwargs), c.label)
 
 
-def _inputs_changed(before: Case, after: Case) -> bool:
-    return compare(list(after.args), list(before.args), rtol=0, atol=0) is not None
+def _changed_input(before: Case, after: Case) -> str | None:
+    """Which argument the learner's function changed in place ("argument 1",
+    "keyword argument 'out'"), or None."""
+    for i, (b, a) in enumerate(zip(before.args, after.args, strict=True)):
+        if compare(a, b, rtol=0, atol=0) is not None:
+            return f"argument {i + 1}"
+    for key, b in before.kwargs.items():
+        if compare(after.kwargs[key], b, rtol=0, atol=0) is not None:
+            return f"keyword argument {key!r}"
+    return None
 
 
 def check(
@@ -278,7 +364,12 @@ def check(
         raise ValueError("cases must be a non-empty list of check.case(...) values")
     if not all(isinstance(m, Mistake) for m in mistakes):
         raise TypeError("mistakes must be check.mistake(...) values")
-    if not (isinstance(timeout, int | float) and timeout > 0):
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"timeout must be a positive number of seconds, got {type(timeout).__name__} "
+            f"{timeout!r}"
+        )
+    if not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     title = name or getattr(fn, "__name__", "your function")
     verdict = _run(fn, reference, cases, mistakes, title, rtol, atol, timeout)
@@ -320,9 +411,10 @@ def _run(fn, reference, cases, mistakes, title, rtol, atol, timeout) -> Verdict:
                 label,
             )
         diff = compare(got, expected, rtol, atol)
-        if diff is None and _inputs_changed(_copy_args(c), mine):
+        changed = _changed_input(_copy_args(c), mine) if diff is None else None
+        if changed:
             diff, hint = (
-                "the input was changed in place",
+                f"the input was changed in place ({changed})",
                 "do not modify the arguments (no x -= ..., no x[...] = ...): work on a copy",
             )
         elif diff is not None:

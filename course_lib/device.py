@@ -299,10 +299,11 @@ def _from_env(name: str, parse) -> str:
 
 
 def plan(device: str | None = None, compile: str | bool | None = None) -> DevicePlan:
-    """Decide for this machine. Arguments override COURSE_DEVICE and COURSE_COMPILE."""
-    if device is None:
+    """Decide for this machine. None or 'auto' (a TrainConfig's default) means "not chosen":
+    COURSE_DEVICE and COURSE_COMPILE decide, else detection; any other value overrides them."""
+    if device is None or _parse_device(device, "device") == "auto":
         device = _from_env("COURSE_DEVICE", _parse_device)
-    if compile is None:
+    if _parse_compile(compile, "compile") is None:
         compile = _from_env("COURSE_COMPILE", _parse_compile)
     return decide(Capabilities.probe(), device=device, compile=compile)
 
@@ -383,6 +384,30 @@ def set_tf32(enabled: bool, torch_version: str | None = None) -> str:
         torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
         torch.backends.cudnn.allow_tf32 = bool(enabled)
     return api
+
+
+def tf32_settings(torch_version: str | None = None) -> dict[str, object]:
+    """The switches `set_tf32` changes, as they are now; `restore_tf32` puts them back."""
+    api = tf32_api(torch_version)
+    if api == "fp32_precision":
+        matmul = torch.backends.cuda.matmul.fp32_precision
+        conv = torch.backends.cudnn.conv.fp32_precision
+    else:
+        matmul = torch.backends.cuda.matmul.allow_tf32
+        conv = torch.backends.cudnn.allow_tf32
+    return {"api": api, "matmul": matmul, "conv": conv}
+
+
+def restore_tf32(settings: dict[str, object]) -> None:
+    """Put back the switches that `tf32_settings()` read (a run hands TF32 back as it found it)."""
+    if not isinstance(settings, dict) or set(settings) != {"api", "matmul", "conv"}:
+        raise ValueError(f"settings must come from tf32_settings(), got {settings!r}")
+    if settings["api"] == "fp32_precision":
+        torch.backends.cuda.matmul.fp32_precision = settings["matmul"]
+        torch.backends.cudnn.conv.fp32_precision = settings["conv"]
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = settings["matmul"]
+        torch.backends.cudnn.allow_tf32 = settings["conv"]
 
 
 FUSED_ADAMW_CPU = (2, 4)  # the fused AdamW kernel exists for the CPU from torch 2.4

@@ -2,7 +2,7 @@
 
 Notebook 02 builds this module up. It takes token ids and tensors, never text: the notebook
 splits words with `course_lib.tokenizers` and passes the ids in (this module imports no other
-course module).
+course module but the argument checks of `course_lib.validate`).
 
     >>> from course_lib import embeddings as E
     >>> E.one_hot(ids, V) @ W                  # == W[ids]: an embedding lookup is a matrix product
@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.validate import int_at_least
+
 # --------------------------------------------------------------------------- input checks
 
 
@@ -41,6 +43,8 @@ def _tensor(name: str, x: object) -> torch.Tensor:
 def _ids(name: str, ids: object, num_classes: int | None = None) -> torch.Tensor:
     """Integer token ids, all in [0, num_classes) when num_classes is given."""
     ids = _tensor(name, ids)
+    if not ids.numel():  # torch.tensor([]) is float32: an empty list of ids, not a mistake
+        return ids.long()
     if ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
         raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
     if ids.numel() and num_classes is not None:
@@ -52,11 +56,7 @@ def _ids(name: str, ids: object, num_classes: int | None = None) -> torch.Tensor
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int_at_least(value, name, minimum)
 
 
 def _even_dim(name: str, value: object) -> int:

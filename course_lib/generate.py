@@ -1,14 +1,14 @@
 """Decoding a language model: greedy, temperature, top-k and top-p (nucleus) sampling, a
-generation loop, and a small checkpoint format with a command-line "real-time inference" step
-(seed section 3.2, 实时推断).
+generation loop, and the command-line "real-time inference" step (seed section 3.2, 实时推断).
 
     logits = model(ids)[:, -1]                       # (B, V): scores for the next token
     probs = next_token_probs(logits, temperature=0.8, top_k=20, top_p=0.9)   # (B, V)
     out = generate(model, ids, max_new_tokens=50, temperature=0.8, top_p=0.9, generator=g)
-
-    save_checkpoint(path, model, tokenizer)          # torch.save of a plain dict, atomically
-    model, tokenizer = load_checkpoint(path)         # torch.load(..., weights_only=True)
+    text = complete(model, tokenizer, "ROMEO:", 50, top_p=0.9, seed=1)
     python -m course_lib.generate --checkpoint PATH --prompt TEXT
+
+The command reads any course checkpoint (`course_lib.checkpoints`: a notebook's model or the
+trainer's `ckpt.pt`).
 
 Every filter works on logits (B, V) and returns logits (B, V) with the dropped tokens set to
 -inf, so filters compose; probabilities are softmax of the result.
@@ -17,23 +17,13 @@ Every filter works on logits (B, V) and returns logits (B, V) with the dropped t
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+import sys
 
 import torch
 from torch import nn
 
-from course_lib import rnn, tokenizers, transformer
-
-CHECKPOINT_FORMAT = 1
-MODEL_KINDS = {
-    "gpt": (transformer.GPTConfig, transformer.GPT),
-    "rnn": (rnn.RNNConfig, rnn.RNNGenerator),
-}
-TOKENIZER_KINDS = {"char": tokenizers.CharTokenizer, "word": tokenizers.WordTokenizer}
+from course_lib import checkpoints
+from course_lib.validate import int_at_least, positive_int
 
 
 def _check_logits(logits: torch.Tensor) -> None:
@@ -63,8 +53,7 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     Ties at the k-th value are all kept (the threshold is the k-th largest value).
     """
     _check_logits(logits)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    k = positive_int(k, "k")
     if k > logits.shape[-1]:
         raise ValueError(f"k={k} is larger than the vocabulary ({logits.shape[-1]} tokens)")
     kth = torch.topk(logits, k, dim=-1).values[:, -1:]  # (B, 1)
@@ -138,12 +127,7 @@ def generate(
         raise ValueError(f"ids must be (batch, seq), got shape {tuple(ids.shape)}")
     if ids.shape[0] == 0 or ids.shape[1] == 0:
         raise ValueError("the prompt is empty: ids needs at least one token per row")
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 0
-    ):
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    max_new_tokens = int_at_least(max_new_tokens, "max_new_tokens", 0)
     check_temperature(temperature)
     block = _context_length(model)
     was_training = model.training
@@ -162,81 +146,6 @@ def generate(
     finally:
         model.train(was_training)
     return ids
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-
-def model_kind(model: nn.Module) -> str:
-    for kind, (_, cls) in MODEL_KINDS.items():
-        if type(model) is cls:
-            return kind
-    raise TypeError(f"model must be a course GPT or RNNGenerator, got {type(model).__name__}")
-
-
-def checkpoint_payload(model: nn.Module, tokenizer) -> dict:
-    """The plain dict {format, kind, config, state_dict, tokenizer} of a model and its tokenizer.
-
-    The config is dataclasses.asdict(model.config); the tokenizer is {"type", "pieces"} (a
-    character or word tokenizer); tensors are copied to the CPU. The trainer adds a "train"
-    section to the same dict, so `load_checkpoint` also reads the trainer's checkpoints.
-    """
-    kind = model_kind(model)
-    if type(tokenizer) not in TOKENIZER_KINDS.values():
-        raise TypeError(f"tokenizer must be a CharTokenizer or WordTokenizer, got {tokenizer!r}")
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise ValueError(
-            f"tokenizer has {tokenizer.vocab_size} tokens, the model {model.config.vocab_size}"
-        )
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "kind": kind,
-        "config": dataclasses.asdict(model.config),
-        "state_dict": state,
-        "tokenizer": {"type": tokenizer.kind, "pieces": list(tokenizer.pieces)},
-    }
-
-
-def atomic_save(
-    payload: dict, path: str | os.PathLike, verify: Callable[[Path], object] | None = None
-) -> Path:
-    """torch.save `payload` to a temporary file next to `path`, check it with `verify(tmp)` if
-    given (which raises on a bad file), then rename it onto `path`: a crash, a full disk or a
-    bad write never replaces the previous file with half a checkpoint."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        if verify is not None:
-            verify(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, tokenizer) -> Path:
-    """Save `checkpoint_payload(model, tokenizer)` with `atomic_save`."""
-    return atomic_save(checkpoint_payload(model, tokenizer), path)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu"):
-    """(model in eval mode, tokenizer) from a save_checkpoint file; loads with weights_only=True."""
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a course checkpoint (format {CHECKPOINT_FORMAT})")
-    if payload["kind"] not in MODEL_KINDS:
-        raise ValueError(f"unknown model kind {payload['kind']!r} in {path}")
-    config_cls, model_cls = MODEL_KINDS[payload["kind"]]
-    model = model_cls(config_cls(**payload["config"]))
-    model.load_state_dict(payload["state_dict"])
-    tok = payload["tokenizer"]
-    if tok.get("type") not in TOKENIZER_KINDS:
-        raise ValueError(f"unknown tokenizer type {tok.get('type')!r} in {path}")
-    return model.eval(), TOKENIZER_KINDS[tok["type"]](tok["pieces"])
 
 
 def complete(
@@ -270,11 +179,14 @@ def complete(
     return tokenizer.decode(out[0].tolist())
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """The command line: 0 on success; 2 with `error: ...` for a bad checkpoint or argument."""
     parser = argparse.ArgumentParser(
         prog="python -m course_lib.generate", description="Continue a prompt with a checkpoint."
     )
-    parser.add_argument("--checkpoint", required=True, help="a file written by save_checkpoint")
+    parser.add_argument(
+        "--checkpoint", required=True, help="a course checkpoint (save_checkpoint, the trainer)"
+    )
     parser.add_argument("--prompt", required=True, help="the text to continue")
     parser.add_argument("--max-new-tokens", type=int, default=100)
     parser.add_argument("--temperature", type=float, default=1.0)
@@ -283,7 +195,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--greedy", action="store_true", help="pick the most likely token")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    model, tokenizer = load_checkpoint(args.checkpoint)
+    try:
+        model, tokenizer = checkpoints.load_model(args.checkpoint)
+    except checkpoints.CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         text = complete(
             model,
@@ -299,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         parser.error(str(e))
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

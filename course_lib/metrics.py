@@ -4,10 +4,11 @@ precision, recall, F1 and the confusion matrix for classification (seed section 
     perplexity(logits, targets)          # logits (N, V) or (B, T, V), targets (N,) or (B, T)
     next_token_accuracy(logits, targets)
     confusion_matrix(y_true, y_pred, num_classes)   # (C, C): row = true class, column = predicted
-    precision_recall_f1(y_true, y_pred, num_classes, average="macro")
+    precision_recall_f1(y_true, y_pred, num_classes, average="macro")   # as sklearn's
 
-Plain PyTorch; no other course module is imported. Perplexity is exp(mean cross-entropy in
-nats per token); ignore_index drops padded positions from both metrics.
+Plain PyTorch; of the course modules only `course_lib.validate` (argument checks) is imported.
+Perplexity is exp(mean cross-entropy in nats per token); ignore_index drops padded positions
+from both metrics.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from course_lib.validate import positive_int
 
 AVERAGES = ("macro", "micro", "weighted", None)
 
@@ -78,8 +81,7 @@ def next_token_accuracy(
 
 
 def _check_labels(y_true, y_pred, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = positive_int(num_classes, "num_classes")
     yt, yp = torch.as_tensor(y_true), torch.as_tensor(y_pred)
     if yt.numel() == 0:
         raise ValueError("y_true is empty: nothing to score")
@@ -109,34 +111,65 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> torch.Tensor:
     return flat.reshape(num_classes, num_classes)
 
 
-def precision_recall_f1(
-    y_true, y_pred, num_classes: int, average: str | None = "macro"
-) -> tuple[torch.Tensor | float, torch.Tensor | float, torch.Tensor | float]:
-    """Precision, recall and F1 from the confusion matrix; a 0/0 ratio counts as 0.
+def _check_zero_division(zero_division: object) -> float:
+    if isinstance(zero_division, bool) or not isinstance(zero_division, int | float):
+        raise TypeError(
+            "zero_division must be 0.0, 1.0 or nan, got "
+            f"{type(zero_division).__name__} {zero_division!r}"
+        )
+    if not (zero_division in (0, 1) or math.isnan(zero_division)):
+        raise ValueError(f"zero_division must be 0.0, 1.0 or nan, got {zero_division!r}")
+    return float(zero_division)
 
-    average=None gives (C,) per-class float64 tensors; "macro" their plain mean, "weighted"
-    their mean weighted by each class's true count (support), "micro" the ratios of summed
-    counts (equal to accuracy for single-label data). The rules follow sklearn.metrics with
-    zero_division=0.
+
+def precision_recall_f1(
+    y_true,
+    y_pred,
+    num_classes: int,
+    average: str | None = "macro",
+    zero_division: float = 0.0,
+) -> tuple[torch.Tensor | float, torch.Tensor | float, torch.Tensor | float]:
+    """Precision, recall and F1, computed as scikit-learn computes them.
+
+    Per class c: precision = tp / predicted, recall = tp / support (true count) and
+    F1 = 2 tp / (predicted + support) (the harmonic mean of the two). A ratio 0/0 (a class never
+    predicted, never true, or neither) is `zero_division`: 0.0, 1.0 or nan.
+
+    average=None gives (C,) float64 tensors, one entry per class 0..C-1, absent classes
+    included: sklearn's `precision_recall_fscore_support(..., labels=range(C), average=None)`.
+    The averages are over the classes that occur in y_true or y_pred, as sklearn's defaults
+    are: a class that never occurs has no score to average (so a perfect prediction scores 1.0
+    even when a class is absent). "macro" is their plain mean, "weighted" their mean weighted
+    by support, "micro" the ratios of summed counts (equal to accuracy for single-label data).
+    NaN scores (zero_division=nan) are left out of an average, as in sklearn. Equal to
+    `sklearn.metrics.precision_recall_fscore_support(y_true, y_pred, average=average,
+    zero_division=zero_division)` (tests/test_metrics.py), without its warnings.
     """
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
+    zero_division = _check_zero_division(zero_division)
     cm = confusion_matrix(y_true, y_pred, num_classes).double()
     tp = cm.diagonal()  # (C,)
     predicted, support = cm.sum(dim=0), cm.sum(dim=1)  # (C,), (C,)
 
     def ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.where(b > 0, a / b.clamp(min=1e-300), torch.zeros_like(a))
+        return torch.where(b > 0, a / b.clamp(min=1e-300), torch.full_like(a, zero_division))
 
-    if average == "micro":
+    if average == "micro":  # sum over classes first: N predictions, N true labels
         p = r = float(tp.sum() / cm.sum())
         return p, r, p
     precision, recall = ratio(tp, predicted), ratio(tp, support)
-    f1 = ratio(2 * precision * recall, precision + recall)
+    f1 = ratio(2 * tp, predicted + support)
     if average is None:
         return precision, recall, f1
-    if average == "macro":
-        w = torch.full_like(support, 1.0 / num_classes)
-    else:  # weighted
-        w = support / support.sum()
-    return float((precision * w).sum()), float((recall * w).sum()), float((f1 * w).sum())
+    occurs = (predicted + support) > 0  # (C,): the classes sklearn averages over
+    weight = torch.ones_like(support) if average == "macro" else support
+
+    def mean(score: torch.Tensor) -> float:
+        keep = occurs & ~score.isnan()
+        if not keep.any():
+            return math.nan
+        w = weight[keep] if weight[keep].sum() > 0 else torch.ones_like(weight[keep])
+        return float((score[keep] * w).sum() / w.sum())
+
+    return mean(precision), mean(recall), mean(f1)

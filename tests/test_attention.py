@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -181,9 +182,15 @@ def test_causal_mask(t):
     assert torch.equal(m, ~blocked)
 
 
-@pytest.mark.parametrize("t", [0, -3, True, 2.0, "4"])
+@pytest.mark.parametrize("t", [0, -3])
 def test_causal_mask_bad_length(t):
-    with pytest.raises(ValueError, match="t must be a positive int"):
+    with pytest.raises(ValueError, match=f"t must be a positive integer, got {t}"):
+        A.causal_mask(t)
+
+
+@pytest.mark.parametrize("t, shown", [(True, "bool True"), (2.0, "float 2.0"), ("4", "str '4'")])
+def test_causal_mask_length_of_a_wrong_type(t, shown):
+    with pytest.raises(TypeError, match=f"t must be an integer, got {shown}"):
         A.causal_mask(t)
 
 
@@ -234,16 +241,17 @@ def test_split_heads_non_contiguous_input():
 
 
 @pytest.mark.parametrize(
-    "shape, n_heads, message",
+    "shape, n_heads, error, message",
     [
-        ((2, 5), 1, r"x must be \(batch, seq, width\)"),
-        ((2, 5, 10), 3, "width 10 is not divisible by n_heads=3"),
-        ((2, 5, 10), 0, "n_heads must be a positive int"),
-        ((2, 5, 10), True, "n_heads must be a positive int"),
+        ((2, 5), 1, ValueError, r"x must be \(batch, seq, width\)"),
+        ((2, 5, 10), 3, ValueError, "width 10 is not divisible by n_heads=3"),
+        ((2, 5, 10), 0, ValueError, "n_heads must be a positive integer, got 0"),
+        ((2, 5, 10), True, TypeError, "n_heads must be an integer, got bool True"),
+        ((2, 5, 10), 2.0, TypeError, "n_heads must be an integer, got float 2.0"),
     ],
 )
-def test_split_heads_bad_input(shape, n_heads, message):
-    with pytest.raises(ValueError, match=message):
+def test_split_heads_bad_input(shape, n_heads, error, message):
+    with pytest.raises(error, match=message):
         A.split_heads(torch.randn(shape), n_heads)
 
 
@@ -368,19 +376,6 @@ def test_multihead_dropout_only_in_training():
     assert not torch.allclose(y, plain(x))
 
 
-@pytest.mark.parametrize(
-    "d_model, n_heads, message",
-    [
-        (10, 3, "d_model=10 is not divisible by n_heads=3"),
-        (0, 1, "d_model and n_heads must be positive"),
-        (8, 0, "d_model and n_heads must be positive"),
-    ],
-)
-def test_multihead_bad_widths(d_model, n_heads, message):
-    with pytest.raises(ValueError, match=message):
-        A.MultiHeadAttention(d_model, n_heads)
-
-
 def test_to_torch_multihead_bad_input():
     with pytest.raises(TypeError, match="mha must be a MultiHeadAttention"):
         A.to_torch_multihead(nn.Linear(4, 4))
@@ -400,15 +395,59 @@ def test_score_bytes():
 @pytest.mark.parametrize(
     "args, exc, message",
     [
-        ((0, 1, 2, 2), ValueError, "batch must be a positive int"),
-        ((1, 1, 2.0, 2), ValueError, "t_q must be a positive int"),
-        ((1, True, 2, 2), ValueError, "heads must be a positive int"),
+        ((0, 1, 2, 2), ValueError, "batch must be a positive integer, got 0"),
+        ((1, 1, 2.0, 2), TypeError, "t_q must be an integer, got float 2.0"),
+        ((1, True, 2, 2), TypeError, "heads must be an integer, got bool True"),
         ((1, 1, 2, 2, "float32"), TypeError, "dtype must be a torch.dtype"),
     ],
 )
 def test_score_bytes_bad_input(args, exc, message):
     with pytest.raises(exc, match=message):
         A.score_bytes(*args)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, message",
+    [
+        (("16", 2), {}, TypeError, "d_model must be an integer, got str '16'"),
+        ((16.0, 2), {}, TypeError, "d_model must be an integer, got float 16.0"),
+        ((16, True), {}, TypeError, "n_heads must be an integer, got bool True"),
+        ((0, 2), {}, ValueError, "d_model must be a positive integer, got 0"),
+        ((16, -1), {}, ValueError, "n_heads must be a positive integer, got -1"),
+        ((16, 3), {}, ValueError, "d_model=16 is not divisible by n_heads=3"),
+        (
+            (16, 2),
+            dict(dropout="0.1"),
+            TypeError,
+            "dropout must be a number in \\[0, 1\\), got str",
+        ),
+        ((16, 2), dict(dropout=1.0), ValueError, "dropout must be in \\[0, 1\\), got 1.0"),
+    ],
+)
+def test_multihead_attention_bad_sizes_are_named(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        A.MultiHeadAttention(*args, **kwargs)
+
+
+def test_multihead_attention_takes_numpy_sizes():
+    mha = A.MultiHeadAttention(np.int64(16), np.int32(2))
+    assert (type(mha.d_model), type(mha.n_heads)) == (int, int)
+    assert mha(torch.randn(2, 3, 16)).shape == (2, 3, 16)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_multihead_attention_wrong_input_width_is_named(fast):
+    mha = A.MultiHeadAttention(16, 2, fast=fast)
+    with pytest.raises(ValueError, match=r"x must be \(batch, seq, 16\), got shape \(2, 3, 8\)"):
+        mha(torch.randn(2, 3, 8))
+    with pytest.raises(ValueError, match=r"x must be \(batch, seq, 16\), got shape \(3, 16\)"):
+        mha(torch.randn(3, 16))
+    with pytest.raises(ValueError, match=r"kv must be \(batch, seq, 16\), got shape \(2, 5, 12\)"):
+        mha(torch.randn(2, 3, 16), kv=torch.randn(2, 5, 12))
+    with pytest.raises(ValueError, match="kv has batch 1, x has 2"):
+        mha(torch.randn(2, 3, 16), kv=torch.randn(1, 5, 16))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor, got list"):
+        mha([[1.0] * 16])
 
 
 # --------------------------------------------------------------------------- exercises

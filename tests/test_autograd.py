@@ -100,13 +100,47 @@ def test_every_operation_and_its_reversed_form():
     assert math.isclose(b.grad, gb.item(), rel_tol=1e-12)
 
 
-def test_a_value_used_twice_accumulates_its_gradient():
+def test_a_value_used_twice_gets_gradient_from_both_uses():
     a = Value(3.0)
     out = a * a + a  # d/da = 2a + 1 = 7
     out.backward()
     assert a.grad == 7.0
-    out.backward()  # backward resets the graph's gradients first: no double counting
-    assert a.grad == 7.0
+
+
+def test_backward_accumulates_across_passes_like_torch():
+    """A second backward without zero_grad adds the same gradient again, as in PyTorch."""
+    a, b = Value(1.5), Value(-0.7)
+    ta = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    tb = torch.tensor(-0.7, dtype=torch.float64, requires_grad=True)
+    hidden = (a * b).tanh()  # an intermediate node, used twice below
+    out = hidden * a + hidden.exp()
+    t_hidden = (ta * tb).tanh()
+    t_hidden.retain_grad()
+    t_out = t_hidden * ta + t_hidden.exp()
+    for _ in range(2):  # no zero_grad in between: both passes add into .grad
+        out.backward()
+        t_out.backward(retain_graph=True)
+    for ours, theirs in ((a, ta), (b, tb), (hidden, t_hidden)):
+        assert math.isclose(ours.grad, theirs.grad.item(), rel_tol=1e-12), (ours, theirs.grad)
+    once_a = a.grad / 2
+    A.zero_grad(A.topological_order(out))
+    out.backward()  # after zero_grad: one pass's gradient again, no double counting
+    assert math.isclose(a.grad, once_a, rel_tol=1e-12)
+    assert math.isclose(b.grad, tb.grad.item() / 2, rel_tol=1e-12)
+
+
+def test_two_losses_sharing_a_subgraph_add_their_gradients_like_torch():
+    """loss1.backward(); loss2.backward() leaves d loss1 + d loss2 in the shared inputs."""
+    a = Value(0.8)
+    ta = torch.tensor(0.8, dtype=torch.float64, requires_grad=True)
+    shared, t_shared = a * a, ta * ta
+    loss1, t_loss1 = shared.tanh(), t_shared.tanh()
+    loss2, t_loss2 = shared * 3.0 + a, t_shared * 3.0 + ta
+    loss1.backward()
+    loss2.backward()
+    t_loss1.backward(retain_graph=True)
+    t_loss2.backward()
+    assert math.isclose(a.grad, ta.grad.item(), rel_tol=1e-12)
 
 
 def test_relu_at_zero_has_gradient_zero_like_torch():

@@ -2,12 +2,15 @@
 plausible wrong answers are rejected with a hint that names the mistake."""
 
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import torch
 from nbclient import NotebookClient
@@ -261,6 +264,100 @@ def test_mistake_needs_a_function():
         C.mistake("x", "y", "not a function")
 
 
+def test_changing_a_keyword_argument_in_place_is_caught():
+    def scale_into(x, *, out):
+        out.mul_(0.0).add_(x * 2)  # writes into the learner's copy of `out`
+        return x * 2
+
+    cases = [C.case(torch.ones(3), out=torch.zeros(3), label="out given")]
+    v = C.check(scale_into, lambda x, *, out: x * 2, cases, quiet=True)
+    assert v.status == "wrong" and "changed in place" in v.message
+    assert "keyword argument 'out'" in v.message
+    v = C.check(lambda x, *, out: x * 2, lambda x, *, out: x * 2, cases, quiet=True)
+    assert v.passed
+
+
+def test_numpy_results_get_a_verdict_not_a_traceback():
+    cases = [C.case(np.arange(4.0), label="floats"), C.case(np.arange(3), label="ints")]
+    double = lambda a: a * 2  # noqa: E731
+    assert C.check(double, double, cases, quiet=True).passed
+    assert C.check(lambda a: a * 2 + 1e-9, double, cases[:1], quiet=True).passed  # tolerance
+    v = C.check(lambda a: a * 3, double, cases, quiet=True, name="double")
+    assert v.status == "wrong" and "at index (1,) expected 2, got 3" in v.message
+    v = C.check(lambda a: (a * 2).astype(np.float32), double, cases, quiet=True)
+    assert "expected dtype float64, got float32" in v.message
+    v = C.check(lambda a: list(a * 2), double, cases, quiet=True)
+    assert "expected a NumPy array, got" in v.message
+    v = C.check(lambda a: (a * 2)[:-1], double, cases, quiet=True)
+    assert "expected shape (4,), got (3,)" in v.message
+    # NumPy scalars compare like numbers, both ways round
+    total = lambda a: a.sum()  # noqa: E731  (an np.float64 / np.int64)
+    assert C.check(lambda a: float(a.sum()), total, cases, quiet=True).passed
+    assert C.check(
+        lambda a: np.float32(a.sum()), lambda a: float(a.sum()), cases, quiet=True
+    ).passed
+    v = C.check(lambda a: a.sum() + 1, total, cases, quiet=True)
+    assert v.status == "wrong" and "expected 6, got 7" in v.message
+    # an array where a number is expected (and the reverse) is a verdict too
+    v = C.check(double, lambda a: float(a.sum()), cases, quiet=True)
+    assert v.status == "wrong" and "expected a number, got" in v.message
+    v = C.check(lambda a: 3, double, cases, quiet=True)
+    assert v.status == "wrong" and "expected a NumPy array, got 3" in v.message
+
+
+def _slow_double(x):
+    time.sleep(0.3)
+    return x * 2
+
+
+def test_an_outer_alarm_timer_is_restored_with_the_time_left():
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timers on this platform")
+    fired = []
+
+    def outer(signum, frame):
+        fired.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, outer)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30.0, 7.0)
+        v = C.check(_slow_double, lambda x: x * 2, [C.case(torch.ones(2))], quiet=True)
+        left, interval = signal.getitimer(signal.ITIMER_REAL)
+        assert v.passed
+        assert 28.0 < left < 29.8, left  # still running: 30 s less the time check took
+        assert interval == pytest.approx(7.0)  # and still repeating every 7 s
+        assert signal.getsignal(signal.SIGALRM) is outer
+        assert fired == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_an_outer_alarm_due_during_the_check_reaches_its_own_handler():
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no interval timers on this platform")
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)  # due before the learner's function returns
+        v = C.check(_slow_double, lambda x: x * 2, [C.case(torch.ones(2))], quiet=True, timeout=5)
+        assert v.passed, v.message  # the outer alarm is not mistaken for check's time-out
+        assert fired == [signal.SIGALRM]
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0.0  # delivered once, not re-armed
+        # ... and check's own time-out still works after an outer alarm went off
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        v = C.check(lambda x: time.sleep(3), lambda x: x, [C.case(1)], quiet=True, timeout=0.3)
+        assert v.status == "timeout" and len(fired) == 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_timeout_of_a_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="timeout must be a positive number of seconds, got str"):
+        C.check(softmax_solution, **SOFTMAX, timeout="5", quiet=True)
+
+
 # --------------------------------------------------------------------------- student versions
 
 EXERCISE_CELL = '''def softmax(x):
@@ -371,9 +468,15 @@ def test_some_notebook_has_exercises():
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
-def test_student_versions_of_the_course_run_top_to_bottom(path):
-    student = nbtools.student_version(json.loads(path.read_text()), path.name)
-    student = nbformat.reads(json.dumps(student), as_version=4)
+def test_student_versions_of_the_course_work(path):
+    # Strict nbval runs the notebook once. The student version differs only in its stubbed
+    # solutions, so it runs top to bottom exactly when (1) no cell but an exercise's checker reads
+    # the learner's function, checked statically here, and (2) each stub and its checker run and
+    # say "not yet", run here with only the cells they read from.
+    nb = json.loads(path.read_text())
+    assert nbtools.learner_function_uses(nb, path.name) == []
+    student = nbformat.reads(json.dumps(nbtools.student_exercises(nb, path.name)), as_version=4)
+    assert "BEGIN SOLUTION" not in json.dumps(student)
     client = NotebookClient(
         student,
         timeout=300,
@@ -386,7 +489,36 @@ def test_student_versions_of_the_course_run_top_to_bottom(path):
         for c in student.cells
         if c.cell_type == "code" and nbtools.is_checker(c.source)
     ]
-    assert verdicts and all(": not yet." in v for v in verdicts), verdicts
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert len(verdicts) == len(nbtools.exercises(code)) > 0
+    assert all(": not yet." in v for v in verdicts), verdicts
+
+
+def test_needed_cells_follow_the_names_read():
+    sources = [
+        "import math\nimport torch",  # 0
+        "big = train_for_an_hour()",  # 1: nothing below reads it
+        "%matplotlib inline\nscale = 2.0",  # 2: read by the function in 4 (magics are fine)
+        "x = torch.ones(3)",  # 3
+        "def f(v):\n    y = v * scale\n    return math.fsum(y.tolist())",  # 4
+        "check(f, ref, [x])",  # 5: check and ref are not defined in a cell: ignored
+        "x = big",  # 6: after the targets
+    ]
+    assert nbtools.needed_cells(sources, [4, 5]) == [0, 2, 3, 4, 5]
+    assert nbtools.needed_cells(sources, [6]) == [1, 6]
+    assert nbtools.needed_cells(sources, [4], {4: ["def f(v):\n    return big"]}) == [0, 1, 2, 4]
+    defined, read = nbtools.cell_names("for i in range(3):\n    total = i + offset\nprint(total)")
+    assert defined == {"i", "total"} and read == {"offset"}
+
+
+def test_a_later_use_of_the_learners_function_is_found():
+    nb = fixture_notebook()
+    assert nbtools.learner_function_uses(nb, "fixture") == []
+    nb["cells"].append(nbformat.v4.new_code_cell("probs = softmax(torch.zeros(2))"))
+    found = nbtools.learner_function_uses(nb, "fixture")
+    assert len(found) == 1 and "uses softmax, the learner's function" in found[0]
+    nb["cells"].insert(-1, nbformat.v4.new_code_cell("from torch import softmax"))
+    assert nbtools.learner_function_uses(nb, "fixture") == []  # redefined before the use
 
 
 def test_notebook_00_exercise_wrong_answers_are_named():

@@ -166,6 +166,22 @@ def test_plan_uses_probed_capabilities(monkeypatch):
     assert device.plan().compile is False
 
 
+def test_plan_auto_arguments_defer_to_the_environment(monkeypatch):
+    """'auto' (a TrainConfig's default) means what COURSE_DEVICE / COURSE_COMPILE say, else
+    detection; only an explicit choice overrides the environment."""
+    monkeypatch.setattr(device.Capabilities, "probe", classmethod(lambda cls: CUDA_BF16))
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    monkeypatch.setenv("COURSE_COMPILE", "1")
+    p = device.plan(device="auto", compile="auto")
+    assert (p.device, p.compile) == ("cpu", True)
+    assert p.reason.startswith("forced by COURSE_DEVICE")
+    p = device.plan(device="cuda:1", compile="0")
+    assert (p.device, p.compile) == ("cuda:1", False)
+    monkeypatch.delenv("COURSE_DEVICE")
+    monkeypatch.delenv("COURSE_COMPILE")
+    assert device.plan(device="AUTO", compile="auto").device == "cuda"
+
+
 @pytest.mark.parametrize(
     "var, value, message",
     [
@@ -346,6 +362,18 @@ def test_tf32_switch_follows_the_torch_version(version, api, tf32_flags_restored
         assert torch.backends.cudnn.allow_tf32 is True
     device.set_tf32(False, torch_version=version)
     assert torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_tf32_settings_are_read_and_restored(tf32_flags_restored):
+    before = device.tf32_settings()
+    assert before["api"] == device.tf32_api()
+    device.set_tf32(True)
+    assert device.tf32_settings()["matmul"] in ("tf32", True)
+    assert device.tf32_settings() != before
+    device.restore_tf32(before)
+    assert device.tf32_settings() == before
+    with pytest.raises(ValueError, match="settings must come from tf32_settings"):
+        device.restore_tf32({"matmul": "tf32"})
 
 
 def test_fused_adamw_and_grad_scaler_follow_the_plan():

@@ -85,6 +85,7 @@ def test_embedding_gradient_is_one_hot_transpose_times_upstream():
         (lambda: E.one_hot(torch.tensor([0.0]), 5), TypeError, "integer token ids"),
         (lambda: E.one_hot([0, 1], 5), TypeError, "ids must be a torch.Tensor, got list"),
         (lambda: E.one_hot(torch.tensor([0]), 0), ValueError, "num_classes must be >= 1"),
+        (lambda: E.one_hot(torch.tensor([0]), 2.0), TypeError, "num_classes must be an integer"),
         (lambda: E.lookup(torch.zeros(3, 2), torch.tensor([3])), ValueError, r"\[0, 3\), got id 3"),
         (lambda: E.lookup(torch.zeros(3), torch.tensor([0])), ValueError, "weight must be 2-D"),
         (
@@ -739,3 +740,15 @@ def test_rope_rotate_is_apply_rope_with_cached_rotations():
     assert rope_rotate(half).dtype is torch.bfloat16
     with pytest.raises(ValueError, match="dim"):
         rope_rotate(torch.randn(2, 3, 5))
+
+
+def test_an_empty_list_of_ids_gives_empty_results():
+    """torch.tensor([]) is float32; as ids it means "no tokens", not a dtype mistake."""
+    w = torch.randn(4, 3)
+    for ids in (torch.tensor([]), torch.tensor([], dtype=torch.long)):
+        assert E.lookup(w, ids).shape == (0, 3)
+        assert E.one_hot(ids, 4).shape == (0, 4)
+    vocab = E.build_vocab(["a", "b", "a"], 5)
+    assert vocab.encode([]).shape == (0,) and vocab.encode([]).dtype == torch.long
+    with pytest.raises(TypeError, match="integer token ids"):
+        E.lookup(w, torch.tensor([1.0]))  # a non-empty float tensor is still refused

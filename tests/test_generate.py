@@ -1,8 +1,10 @@
-"""course_lib.generate: the sampling filters, the generation loop, checkpoints and the CLI,
-bad input, and the notebook's exercises (wrong answers are named)."""
+"""course_lib.generate: the sampling filters, the generation loop, the CLI on a checkpoint (the
+format itself: tests/test_checkpoints.py), bad input, and the notebook's exercises (wrong
+answers are named)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -13,8 +15,8 @@ import torch
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 import notebooks as nbtools
+from course_lib import checkpoints, rnn, tokenizers, transformer
 from course_lib import generate as G
-from course_lib import rnn, tokenizers, transformer
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "08_training_a_language_model.ipynb"
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -151,44 +153,10 @@ def test_bad_generate_input_is_named(kwargs, exc, words):
     assert words in str(info.value)
 
 
-# --------------------------------------------------------------------------- checkpoints, CLI
+# --------------------------------------------------------------------------- the CLI
 
 
 TEXT = "Hello, wörld! 你好 hello again.\n"
-
-
-@pytest.mark.parametrize("kind", ["gpt", "lstm", "gru"])
-def test_checkpoint_round_trip(tmp_path, kind):
-    tok = tokenizers.CharTokenizer.train(TEXT)
-    torch.manual_seed(0)
-    if kind == "gpt":
-        model = transformer.GPT(transformer.GPTConfig(tok.vocab_size, 16, 8, 2, 1, 16))
-    else:
-        model = rnn.RNNGenerator(rnn.RNNConfig(tok.vocab_size, 4, 6, 2, cell=kind))
-    path = G.save_checkpoint(tmp_path / "m.pt", model, tok)
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left behind
-    payload = torch.load(path, weights_only=True)
-    assert sorted(payload) == ["config", "format", "kind", "state_dict", "tokenizer"]
-    loaded, tok2 = G.load_checkpoint(path)
-    assert type(loaded) is type(model) and loaded.config == model.config and not loaded.training
-    assert tok2.pieces == tok.pieces and tok2.encode(TEXT) == tok.encode(TEXT)
-    ids = torch.tensor([tok.encode("Hello")])
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(ids), model.eval()(ids), rtol=0, atol=0)
-
-
-def test_checkpoint_bad_input(tmp_path):
-    tok = tokenizers.CharTokenizer.train(TEXT)
-    with pytest.raises(TypeError, match="course GPT or RNNGenerator"):
-        G.save_checkpoint(tmp_path / "m.pt", torch.nn.Linear(2, 2), tok)
-    with pytest.raises(ValueError, match="tokenizer has"):
-        G.save_checkpoint(tmp_path / "m.pt", _gpt(v=tok.vocab_size + 1), tok)
-    with pytest.raises(TypeError, match="tokenizer must be"):
-        G.save_checkpoint(tmp_path / "m.pt", _gpt(), object())
-    torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not a course checkpoint"):
-        G.load_checkpoint(tmp_path / "other.pt")
-    assert not (tmp_path / "m.pt").exists()
 
 
 def test_complete_refuses_an_empty_prompt():
@@ -211,7 +179,7 @@ def test_cli_continues_a_prompt_like_complete(tmp_path):
     tok = tokenizers.WordTokenizer.train(TEXT)
     torch.manual_seed(0)
     model = rnn.RNNGenerator(rnn.RNNConfig(tok.vocab_size, 4, 6, 1, cell="gru"))
-    path = G.save_checkpoint(tmp_path / "w.pt", model, tok)
+    path = checkpoints.save_checkpoint(tmp_path / "w.pt", checkpoints.model_payload(model, tok))
     run = _cli(
         "--checkpoint",
         str(path),
@@ -234,6 +202,45 @@ def test_cli_continues_a_prompt_like_complete(tmp_path):
     assert empty.returncode == 2 and "prompt is empty" in empty.stderr
     hot = _cli("--checkpoint", str(path), "--prompt", "hello", "--temperature", "0")
     assert hot.returncode == 2 and "temperature must be > 0" in hot.stderr
+
+
+def _renewed(src: Path, dst: Path, change) -> Path:
+    """A copy of checkpoint `src` with `change(payload)` applied and a matching digest."""
+    payload = torch.load(src, weights_only=True)
+    payload.pop("digest")
+    change(payload)
+    torch.save({**payload, "digest": checkpoints._digest(payload)}, dst)
+    return dst
+
+
+def test_cli_names_a_bad_checkpoint_without_a_traceback(tmp_path):
+    """An unknown config field was a TypeError traceback; a corrupt file printed torch's
+    weights_only advice or, with its tensors damaged, went unnoticed (no digest check)."""
+    tok = tokenizers.CharTokenizer.train(TEXT)
+    model = transformer.GPT(transformer.GPTConfig(tok.vocab_size, 16, 8, 2, 1, 16))
+    good = checkpoints.save_checkpoint(tmp_path / "g.pt", checkpoints.model_payload(model, tok))
+    _renewed(good, tmp_path / "extra.pt", lambda p: p["config"].update(colour="red"))
+    raw = good.read_bytes()
+    needle = model.state_dict()["tok_emb.weight"].reshape(-1)[:8].numpy().tobytes()
+    at = raw.index(needle)
+    flipped = raw[:at] + bytes(b ^ 0xFF for b in raw[at : at + 4]) + raw[at + 4 :]
+    (tmp_path / "flipped.pt").write_bytes(flipped)
+    torch.save({"x": argparse.Namespace(a=1)}, tmp_path / "object.pt")
+    (tmp_path / "cut.pt").write_bytes(raw[: len(raw) // 2])
+    cases = {
+        "extra.pt": "unknown field 'config.colour'",
+        "flipped.pt": "is corrupt: its content does not match its digest",
+        "object.pt": "is not a course checkpoint",
+        "cut.pt": "is truncated or corrupt",
+        "missing.pt": "no checkpoint at",
+    }
+    for name, words in cases.items():
+        run = _cli("--checkpoint", str(tmp_path / name), "--prompt", "hello")
+        assert run.returncode == 2, (name, run.stderr)
+        assert run.stderr.startswith("error: ") and words in run.stderr, (name, run.stderr)
+        assert str(tmp_path / name) in run.stderr and run.stdout == ""
+        for torch_words in ("Traceback", "weights_only", "PytorchStreamReader"):
+            assert torch_words not in run.stderr, (name, run.stderr)
 
 
 # --------------------------------------------------------------------------- exercises

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
-from sklearn import metrics as skm
 
 from course_lib import metrics as M
 
@@ -87,7 +86,17 @@ def test_next_token_accuracy_by_hand():
         (lambda: M.accuracy([0, 1], [0], 2), ValueError, "equally long"),
         (lambda: M.accuracy([], [], 2), ValueError, "empty"),
         (lambda: M.accuracy([0, 2], [0, 1], 2), ValueError, "y_true must lie"),
-        (lambda: M.confusion_matrix([0, 1], [0, 1], 0), ValueError, "num_classes"),
+        (
+            lambda: M.confusion_matrix([0, 1], [0, 1], 0),
+            ValueError,
+            "num_classes must be a positive",
+        ),
+        (
+            lambda: M.confusion_matrix([0, 1], [0, 1], 2.0),
+            TypeError,
+            "num_classes must be an integer",
+        ),
+        (lambda: M.accuracy([0, 1], [0, 1], "2"), TypeError, "num_classes must be an integer"),
         (lambda: M.confusion_matrix([0.0, 1.0], [0, 1], 2), TypeError, "integer"),
         (lambda: M.precision_recall_f1([0, 1], [0, 1], 2, average="binary"), ValueError, "average"),
     ],
@@ -106,27 +115,93 @@ labels = st.integers(min_value=1, max_value=5).flatmap(
 )
 
 
+@pytest.fixture(scope="module")
+def skm():
+    """scikit-learn's metrics, the reference (installed with sentence-transformers)."""
+    return pytest.importorskip("sklearn.metrics")
+
+
+def _close(a, b):
+    np.testing.assert_allclose(
+        np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12, atol=1e-12
+    )  # NaN == NaN here (equal_nan), for zero_division=nan
+
+
 @pytest.mark.filterwarnings("ignore:A single label was found")
 @given(labels)
-def test_classification_metrics_equal_sklearn(data):
+def test_classification_metrics_equal_sklearn(skm, data):
     c, pairs = data
     y_true = [a for a, _ in pairs]
     y_pred = [b for _, b in pairs]
     lab = list(range(c))
+    present = sorted(set(y_true) | set(y_pred))  # sklearn's default labels
     assert M.accuracy(y_true, y_pred, c) == pytest.approx(skm.accuracy_score(y_true, y_pred))
     np.testing.assert_array_equal(
         M.confusion_matrix(y_true, y_pred, c).numpy(),
         skm.confusion_matrix(y_true, y_pred, labels=lab),
     )
-    for average in ("macro", "micro", "weighted", None):
-        ours = M.precision_recall_f1(y_true, y_pred, c, average=average)
-        ref = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=lab, average=average, zero_division=0
-        )[:3]
-        for a, b in zip(ours, ref, strict=True):
-            np.testing.assert_allclose(
-                np.asarray(a, dtype=float), np.asarray(b, dtype=float), rtol=1e-12, atol=1e-12
+    for zero_division in (0.0, 1.0, math.nan):
+        for average in ("macro", "micro", "weighted"):
+            ours = M.precision_recall_f1(
+                y_true, y_pred, c, average=average, zero_division=zero_division
             )
+            ref = skm.precision_recall_fscore_support(
+                y_true, y_pred, average=average, zero_division=zero_division
+            )[:3]  # sklearn's defaults otherwise: labels = the classes that occur
+            _close(ours, ref)
+            f1 = skm.f1_score(y_true, y_pred, average=average, zero_division=zero_division)
+            _close(ours[2], f1)
+        ours = M.precision_recall_f1(y_true, y_pred, c, average=None, zero_division=zero_division)
+        every = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=lab, average=None, zero_division=zero_division
+        )[:3]
+        occurring = skm.precision_recall_fscore_support(
+            y_true, y_pred, average=None, zero_division=zero_division
+        )[:3]
+        for a, b, b_present in zip(ours, every, occurring, strict=True):
+            assert a.shape == (c,)
+            _close(a, b)  # per class: all C classes, as sklearn with labels=range(C)
+            _close(a[present], b_present)
+
+
+def test_a_perfect_prediction_with_an_absent_class_scores_one(skm):
+    y = [0, 1, 1, 0, 1]  # class 2 of 3 never occurs, in y_true or y_pred
+    assert M.precision_recall_f1(y, y, 3) == (1.0, 1.0, 1.0)
+    assert skm.f1_score(y, y, average="macro") == 1.0
+    for average in ("micro", "weighted"):
+        assert M.precision_recall_f1(y, y, 3, average=average) == (1.0, 1.0, 1.0)
+    p, r, f1 = M.precision_recall_f1(y, y, 3, average=None)  # the absent class: 0/0 -> 0
+    assert p.tolist() == r.tolist() == f1.tolist() == [1.0, 1.0, 0.0]
+    p, r, f1 = M.precision_recall_f1(y, y, 3, average=None, zero_division=1.0)
+    assert p.tolist() == r.tolist() == f1.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_zero_division_counts_only_where_a_ratio_is_0_over_0():
+    # class 1 is predicted but never true: recall 0/0; class 2 is true but never predicted:
+    # precision 0/0; every other ratio is defined and zero_division leaves it alone
+    y_true, y_pred = [0, 0, 2], [0, 1, 0]
+    for zd in (0.0, 1.0):
+        p, r, f1 = M.precision_recall_f1(y_true, y_pred, 3, average=None, zero_division=zd)
+        assert p.tolist() == [0.5, 0.0, zd]
+        assert r.tolist() == [0.5, zd, 0.0]
+        assert f1.tolist() == [0.5, 0.0, 0.0]  # 2 tp / (2 tp + fp + fn): defined for both
+    p, _, _ = M.precision_recall_f1(y_true, y_pred, 3, average="macro", zero_division=math.nan)
+    assert p == 0.25  # NaN entries are left out of the mean, as in sklearn
+
+
+@pytest.mark.parametrize(
+    "zero_division, exc, words",
+    [
+        ("0", TypeError, "zero_division must be 0.0, 1.0 or nan, got str '0'"),
+        (True, TypeError, "zero_division must be 0.0, 1.0 or nan, got bool True"),
+        (0.5, ValueError, "zero_division must be 0.0, 1.0 or nan, got 0.5"),
+        ("warn", TypeError, "got str 'warn'"),
+    ],
+)
+def test_zero_division_bad_input_is_named(zero_division, exc, words):
+    with pytest.raises(exc) as info:
+        M.precision_recall_f1([0, 1], [0, 1], 2, zero_division=zero_division)
+    assert words in str(info.value)
 
 
 def test_classification_metrics_accept_tensors_of_batch_one():

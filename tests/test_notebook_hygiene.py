@@ -100,6 +100,18 @@ def stray_error(nb):
     )
 
 
+def compared_cell(nb, text, tags=None):
+    cell = next(c for c in code_cells(nb) if not c.get("metadata", {}).get("tags"))
+    if tags:
+        cell["metadata"]["tags"] = tags
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": text}]
+    return cell
+
+
+def rounding_error(nb):
+    compared_cell(nb, "every pair agrees (spread 2.5e-15)\n")
+
+
 RULES = [
     (set_count, "execution counts"),
     (unrun_cell, "execution counts"),
@@ -113,6 +125,7 @@ RULES = [
     (big_output, "kB output"),
     (many_outputs, "outputs total"),
     (stray_error, "stores an error but has no raises-exception tag"),
+    (rounding_error, "prints 2.5e-15"),
 ]
 
 
@@ -179,3 +192,57 @@ def test_kernel_environment_is_applied():
 
     for key, value in nbtools.KERNEL_ENV.items():
         assert os.environ[key] == value, key
+
+
+@pytest.mark.parametrize(
+    "text, tags, fires",
+    [
+        ("spread 2.5e-15\n", None, True),
+        ("max |diff| = 3E-10, fine\n", None, True),
+        ("result 1.2e-7 (float32)\n", None, False),  # above TINY: a real measured size
+        ("spread below 1e-12\n", None, False),  # a bound, not a measurement
+        ("max |ours - reference| < 1e-10: True\n", None, False),
+        ("BertConfig(eps=1e-12)\n", None, False),  # a constant
+        ("spread 2.5e-15\n", ["nbval-ignore-output"], False),  # not compared
+        ("id e-15 and 1e-15x are not numbers\n", None, False),
+    ],
+)
+def test_tiny_number_rule(good, text, tags, fires):
+    compared_cell(good, text, tags)
+    found = nbtools.tiny_numbers(good, "fixture.ipynb")
+    assert bool(found) == fires, found
+
+
+def test_tiny_number_allow_list_is_per_notebook(good):
+    compared_cell(good, "  layer 1 |dL/dW| 1.16e-13 -> 1.16e-13\n")
+    assert nbtools.tiny_numbers(good, "06_backpropagation.ipynb") == []
+    assert len(nbtools.tiny_numbers(good, "05_softmax_and_cross_entropy.ipynb")) == 2
+    assert all(reason for _, _, reason in nbtools.ALLOWED_TINY)
+
+
+def test_pin_kernel_env_overrides_a_hostile_shell():
+    hostile = {
+        "MPLBACKEND": "Agg",
+        "COURSE_PROFILE": "gpu",
+        "COURSE_DEVICE": "cuda",
+        "COURSE_COMPILE": "1",
+        "COURSE_DATA_DIR": "/nowhere",
+        "COURSE_REQUIRE_SEED": "1",
+        "OMP_NUM_THREADS": "8",
+        "TORCH_LOGS": "+dynamo",
+        "PYTHONWARNINGS": "error",
+        "TQDM_DISABLE": "0",
+        "PYTHONHASHSEED": "random",
+        "HOME": "/home/x",
+    }
+    env = dict(hostile)
+    dropped = nbtools.pin_kernel_env(env)
+    assert {k: env[k] for k in nbtools.KERNEL_ENV} == nbtools.KERNEL_ENV
+    assert sorted(dropped) == [
+        "COURSE_COMPILE",
+        "COURSE_DATA_DIR",
+        "PYTHONWARNINGS",
+        "TORCH_LOGS",
+    ]
+    assert env["COURSE_REQUIRE_SEED"] == "1" and env["HOME"] == "/home/x"  # not outputs
+    assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"

@@ -1,5 +1,8 @@
 """course_lib.profile: choosing a profile, sizes per profile, the course-map readers."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -106,6 +109,25 @@ def test_sizes_are_read_only_and_say_what_they_have():
     with pytest.raises(AttributeError, match=r"no 'stpes'; they have \['steps'\]"):
         _ = s.stpes
     assert len(s) == 1 and list(s) == ["steps"]
+
+
+@pytest.mark.parametrize(
+    "duplicate",
+    [copy.copy, copy.deepcopy, lambda s: pickle.loads(pickle.dumps(s))],
+    ids=["copy", "deepcopy", "pickle"],
+)
+def test_sizes_copy_deepcopy_and_pickle_round_trip(duplicate):
+    s = profile.resolve("cpu").sizes(
+        ci=dict(steps=1, hidden=[4]), cpu=dict(steps=2, hidden=[8]), gpu=dict(steps=3, hidden=[16])
+    )
+    twin = duplicate(s)
+    assert type(twin) is profile.Sizes
+    assert dict(twin) == {"steps": 2, "hidden": [8]} and twin.steps == 2
+    assert repr(twin) == repr(s) == "Sizes[cpu](steps=2, hidden=[8])"
+    with pytest.raises(AttributeError, match="read-only"):
+        twin.steps = 5
+    with pytest.raises(AttributeError, match=r"no 'width'; they have \['hidden', 'steps'\]"):
+        _ = twin.width
 
 
 # --------------------------------------------------------------------------- course map

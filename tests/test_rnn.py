@@ -1,5 +1,6 @@
 """course_lib.rnn: the seed's LSTM generator, corrected, and a GRU."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -82,7 +83,10 @@ def test_the_seed_chain_fails_and_the_fix_does_not():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(vocab_size=0, embedding_dim=4, hidden_dim=4), "vocab_size must be a positive int"),
+        (
+            dict(vocab_size=0, embedding_dim=4, hidden_dim=4),
+            "vocab_size must be a positive integer",
+        ),
         (dict(vocab_size=5, embedding_dim=4, hidden_dim=4, cell="rnn"), "cell must be one of"),
         (dict(vocab_size=5, embedding_dim=4, hidden_dim=4, dropout=1.5), "dropout"),
     ],
@@ -100,5 +104,38 @@ def test_input_errors():
         model(torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"must lie in \[0, 5\)"):
         model(torch.tensor([[5]]))
+    with pytest.raises(
+        ValueError, match=r"ids must hold at least one position, got shape \(2, 0\)"
+    ):
+        model(torch.zeros(2, 0, dtype=torch.long))
+    assert model(torch.zeros(0, 3, dtype=torch.long)).shape == (0, 3, 5)  # an empty batch
     with pytest.raises(TypeError, match="RNNConfig"):
         rnn.RNNGenerator({"vocab_size": 5})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            dict(vocab_size="5", embedding_dim=4, hidden_dim=4),
+            "vocab_size must be an integer, got str",
+        ),
+        (dict(vocab_size=5, embedding_dim=4.0, hidden_dim=4), "embedding_dim must be an integer"),
+        (
+            dict(vocab_size=5, embedding_dim=4, hidden_dim=True),
+            "hidden_dim must be an integer, got bool",
+        ),
+        (
+            dict(vocab_size=5, embedding_dim=4, hidden_dim=4, dropout="0.1"),
+            "dropout must be a number",
+        ),
+    ],
+)
+def test_config_errors_of_a_wrong_type(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        rnn.RNNConfig(**kwargs)
+
+
+def test_config_stores_numpy_sizes_as_ints():
+    c = rnn.RNNConfig(np.int64(5), np.int32(4), 4)
+    assert type(c.vocab_size) is int and type(c.embedding_dim) is int

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -77,8 +78,11 @@ def test_maximum_matching_edges():
         assert fn("", TOY, 4) == []
         assert fn("x", set(), 4) == ["x"]
         assert fn("起源。", TOY, 10) == ["起源", "。"]  # unknown characters stand alone
-        for bad in (0, -1, 2.5, True, None):
-            with pytest.raises(ValueError, match="max_len must be an integer >= 1"):
+        for bad in (0, -1):
+            with pytest.raises(ValueError, match="max_len must be >= 1"):
+                fn("起源", TOY, bad)
+        for bad in (2.5, True, None, "2"):
+            with pytest.raises(TypeError, match="max_len must be an integer, got"):
                 fn("起源", TOY, bad)
         with pytest.raises(TypeError, match="text must be a string"):
             fn(["起源"], TOY, 2)
@@ -169,12 +173,18 @@ def test_piece_tokenizer_errors(cls, tmp_path):
         cls.train("")
     with pytest.raises(TypeError, match="text must be a string"):
         cls.train(None)
-    for bad in (1, 0, 2.0, True):
-        with pytest.raises(ValueError, match="vocab_size must be an integer >= 2"):
+    for bad in (1, 0):
+        with pytest.raises(ValueError, match="vocab_size must be >= 2"):
+            cls.train("some text", vocab_size=bad)
+    for bad in (2.0, True, "5"):
+        with pytest.raises(TypeError, match="vocab_size must be an integer, got"):
             cls.train("some text", vocab_size=bad)
     tok = cls.train("some text")
-    for bad in (tok.vocab_size, -1, 1.0, "a"):
+    for bad in (tok.vocab_size, -1):
         with pytest.raises(ValueError, match="is not in this vocabulary"):
+            tok.decode([bad])
+    for bad in (1.0, "a"):
+        with pytest.raises(TypeError, match=r"ids\[0\] must be an integer"):
             tok.decode([bad])
     with pytest.raises(TypeError, match="text must be a string"):
         tok.encode(["some"])
@@ -298,8 +308,10 @@ def test_train_bpe_small_example():
     assert tokenizers.train_bpe(chunks, 0) == []
     assert tokenizers.train_bpe({}, 5) == [] and tokenizers.train_bpe_naive({}, 5) == []
     for fn in (tokenizers.train_bpe, tokenizers.train_bpe_naive):
-        with pytest.raises(ValueError, match="num_merges must be an integer >= 0"):
+        with pytest.raises(ValueError, match="num_merges must be >= 0"):
             fn(chunks, -1)
+        with pytest.raises(TypeError, match="num_merges must be an integer, got float"):
+            fn(chunks, 2.0)
 
 
 @given(
@@ -365,15 +377,19 @@ def test_byte_bpe_trains_fewer_merges_when_pairs_run_out():
 
 
 def test_byte_bpe_errors(bpe, tmp_path):
-    with pytest.raises(ValueError, match="vocab_size must be an integer >= 256 for byte-level"):
+    with pytest.raises(ValueError, match="vocab_size must be >= 256 for byte-level"):
         tokenizers.ByteBPETokenizer.train("some text", 100)
     with pytest.raises(ValueError, match="vocab_size must be given"):
         tokenizers.ByteBPETokenizer.train("some text", None)
     with pytest.raises(ValueError, match="text must not be empty"):
         tokenizers.ByteBPETokenizer.train("", 300)
-    for bad in (bpe.vocab_size, -1, None):
+    for bad in (bpe.vocab_size, -1):
         with pytest.raises(ValueError, match="is not in this vocabulary of 400"):
             bpe.decode([bad])
+    with pytest.raises(TypeError, match=r"ids\[0\] must be an integer, got NoneType"):
+        bpe.decode([None])
+    with pytest.raises(TypeError, match="vocab_size must be an integer, got str"):
+        tokenizers.ByteBPETokenizer.train("some text", "300")
     with pytest.raises(TypeError, match="text must be a string"):
         bpe.encode(b"bytes")
     with pytest.raises(ValueError, match=r"merges\[0\] must be two ids below 256"):
@@ -447,8 +463,11 @@ def test_wordpiece_one_word():
     assert tokenizers.wordpiece("", vocab) == []
     with pytest.raises(TypeError, match="word must be a string"):
         tokenizers.wordpiece(None, vocab)
-    for bad in (0, -1, 1.5, None):
-        with pytest.raises(ValueError, match="max_chars must be an integer >= 1"):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_chars must be >= 1"):
+            tokenizers.wordpiece("a", vocab, max_chars=bad)
+    for bad in (1.5, None):
+        with pytest.raises(TypeError, match="max_chars must be an integer, got"):
             tokenizers.wordpiece("a", vocab, max_chars=bad)
 
 
@@ -515,10 +534,61 @@ def test_encode_batch_pads_and_truncates():
         tok.encode_batch("a")
     with pytest.raises(ValueError, match="texts must hold at least one text"):
         tok.encode_batch([])
-    with pytest.raises(ValueError, match=r"max_length must be an integer >= 2"):
+    with pytest.raises(ValueError, match=r"max_length must be >= 2"):
         tok.encode_batch(["a"], max_length=1)
+    with pytest.raises(TypeError, match=r"max_length must be an integer, got str"):
+        tok.encode_batch(["a"], max_length="8")
     with pytest.raises(TypeError, match=r"texts\[1\] must be a string"):
         tok.encode_batch(["a", None])
+
+
+# ------------------------------------------------------------------- ids of any integer type
+
+
+def _decoders(bpe):
+    """name -> (decode function, ids to decode, expected result) for every tokenizer."""
+    char = tokenizers.CharTokenizer.train("hello")
+    word = tokenizers.WordTokenizer.train("the king and the queen")
+    wp = tokenizers.WordPieceTokenizer(VOCAB)
+    return {
+        "char": (char.decode, char.encode("hello"), "hello"),
+        "word": (word.decode, word.encode("the king"), word.decode(word.encode("the king"))),
+        "bpe": (bpe.decode, bpe.encode("the king"), "the king"),
+        "bpe bytes": (bpe.decode_bytes, bpe.encode("the king"), b"the king"),
+        "wordpiece": (wp.convert_ids_to_tokens, [2, 8, 3], ["[CLS]", "a", "[SEP]"]),
+    }
+
+
+@pytest.mark.parametrize("name", ["char", "word", "bpe", "bpe bytes", "wordpiece"])
+def test_decode_takes_numpy_and_tensor_integers(bpe, name):
+    decode, ids, expected = _decoders(bpe)[name]
+    assert decode(ids) == expected
+    assert decode(np.array(ids, dtype=np.int64)) == expected  # NumPy integers
+    assert decode([np.int32(i) for i in ids]) == expected
+    assert decode(torch.tensor(ids)) == expected  # a 1-d tensor: its items are 0-d tensors
+    assert decode([torch.tensor(i) for i in ids]) == expected
+    assert decode(torch.tensor(ids, dtype=torch.int32)) == expected
+
+
+@pytest.mark.parametrize("name", ["char", "word", "bpe", "bpe bytes", "wordpiece"])
+def test_decode_refuses_non_integer_ids_by_type(bpe, name):
+    decode, ids, _ = _decoders(bpe)[name]
+    # bool is refused: True is a mistake (a mask, a comparison), not token 1
+    for bad, shown in [
+        (1.0, "float 1.0"),
+        ("a", "str 'a'"),
+        (None, "NoneType None"),
+        (True, "bool True"),
+        (np.float64(2.0), "float64"),
+        (torch.tensor(2.0), "Tensor"),
+        (torch.tensor(True), "bool"),
+    ]:
+        with pytest.raises(TypeError, match=rf"ids\[1\] must be an integer, got .*{shown}"):
+            decode([ids[0], bad])
+    with pytest.raises(ValueError, match="ids must be one-dimensional, got shape \\(1, 2\\)"):
+        decode(torch.tensor([ids[:2]]))
+    with pytest.raises(ValueError, match="is not in this vocabulary"):
+        decode([np.int64(10_000)])
 
 
 # --------------------------------------------------------------------------- 6. sequences
@@ -541,8 +611,11 @@ def test_next_token_dataset():
 
 
 def test_next_token_dataset_errors():
-    for bad in (0, -2, 1.5, True, None):
-        with pytest.raises(ValueError, match="block_size must be an integer >= 1"):
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="block_size must be >= 1"):
+            tokenizers.NextTokenDataset([1, 2, 3], bad)
+    for bad in (1.5, True, None):
+        with pytest.raises(TypeError, match="block_size must be an integer, got"):
             tokenizers.NextTokenDataset([1, 2, 3], bad)
     with pytest.raises(ValueError, match="block_size 3 needs at least 4 tokens"):
         tokenizers.NextTokenDataset([1, 2, 3], 3)

@@ -3,8 +3,11 @@ SIGKILL), bad input, non-finite losses, torchrun data parallelism, and a bare-ma
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,8 +20,9 @@ import pytest
 import torch
 
 import notebooks as nbtools
+from course_lib import checkpoints, optim, transformer
 from course_lib import data as course_data
-from course_lib import generate, transformer
+from course_lib import device as course_device
 from course_lib import train as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +119,6 @@ def test_presets_are_valid_and_differ():
         (lambda: T.preset("ci", lr=-1e-3), "TrainConfig.lr must be in (0.0"),
         (lambda: T.preset("ci", min_lr=1.0), "TrainConfig.min_lr must be in"),
         (lambda: T.preset("ci", n_layers=0), "TrainConfig.n_layers must be a positive int"),
-        (lambda: T.preset("ci", batch_size=2.5), "TrainConfig.batch_size must be a positive"),
         (lambda: T.preset("ci", dropout=1.0), "TrainConfig.dropout must be in [0.0, 1.0)"),
         (lambda: T.preset("ci", warmup_steps=100, max_steps=50), "TrainConfig.warmup_steps"),
         (lambda: T.preset("ci", batch_size=10, grad_accum=4), "TrainConfig.batch_size (10)"),
@@ -125,13 +128,30 @@ def test_presets_are_valid_and_differ():
         (lambda: T.preset("ci", nonsense=1), "TrainConfig has no field(s) ['nonsense']"),
         (lambda: T.preset("ci", position="alibi"), "TrainConfig.position must be 'learned'"),
         (lambda: T.preset("ci", dtype="fp8"), "TrainConfig.dtype must be one of"),
-        (lambda: T.preset("ci", bias="yes"), "TrainConfig.bias must be True or False"),
         (lambda: T.preset("ci", final_eval_windows=-1), "TrainConfig.final_eval_windows must"),
     ],
 )
 def test_invalid_configs_name_the_field(make, message):
     with pytest.raises(ValueError) as e:
         make()
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("batch_size", 2.5, "TrainConfig.batch_size must be an integer, got float 2.5"),
+        ("n_heads", "4", "TrainConfig.n_heads must be an integer, got str '4'"),
+        ("seed", True, "TrainConfig.seed must be an integer"),
+        ("dropout", "0.1", "TrainConfig.dropout must be a number, got str '0.1'"),
+        ("bias", "yes", "TrainConfig.bias must be True or False"),
+        ("data", 3, "TrainConfig.data must be a path string or None"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_a_type_error(field, value, message):
+    # One rule across course_lib: a wrong type is a TypeError, a wrong value a ValueError.
+    with pytest.raises(TypeError) as e:
+        T.preset("ci", **{field: value})
     assert message in str(e.value)
 
 
@@ -151,11 +171,52 @@ def test_parse_override_types_values_like_the_field():
     assert T.parse_override("bias=false") == ("bias", False)
     with pytest.raises(ValueError, match="expected true or false"):
         T.parse_override("bias=maybe")
-    assert T.parse_override("sample_prompt=ROMEO:\\n") == ("sample_prompt", "ROMEO:\n")
+    assert T.parse_override("sample_prompt=ROMEO:") == ("sample_prompt", "ROMEO:")
     with pytest.raises(ValueError, match="no such field"):
         T.parse_override("learning_rate=1")
     with pytest.raises(ValueError, match="expected a int"):
         T.parse_override("max_steps=ten")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["ROMÉO:", "罗密欧与朱丽叶：", "ends in a backslash \\", "ROMEO:\\n", "tab\there"],
+    ids=["accent", "chinese", "trailing-backslash", "backslash-n", "real-tab"],
+)
+def test_sample_prompt_is_kept_verbatim(prompt):
+    """No escape decoding: UTF-8 text stays itself (no mojibake, no unknown tokens) and a
+    backslash is just a character (a shell gives a newline with $'...\\n')."""
+    assert T.parse_override(f"sample_prompt={prompt}") == ("sample_prompt", prompt)
+    assert (
+        T.config_from_args(
+            T.build_parser().parse_args(["--preset", "ci", "--set", f"sample_prompt={prompt}"])
+        ).sample_prompt
+        == prompt
+    )
+
+
+def test_seed_zero_is_a_valid_seed():
+    assert T.preset("ci", seed=0).seed == 0
+    assert T.parse_override("seed=0") == ("seed", 0)
+    with pytest.raises(ValueError, match=r"TrainConfig.seed must be >= 0, got -1"):
+        T.preset("ci", seed=-1)
+
+
+def test_cli_names_a_data_file_that_is_not_utf8(tmp_path, capsys):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("ROMÉO: ".encode("latin-1") * 200)
+    code = T.main(["--preset", "ci", "--data", str(bad), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: TrainConfig.data: ") and "latin1.txt is not UTF-8 text" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+def test_cli_resume_needs_an_out_directory(capsys):
+    with pytest.raises(SystemExit) as e:
+        T.main(["--preset", "ci", "--resume"])
+    assert e.value.code == 2
+    assert "--resume needs --out DIR" in capsys.readouterr().err
 
 
 def test_cli_refuses_bad_input_with_a_message(text_file, tmp_path):
@@ -257,13 +318,37 @@ def test_a_run_writes_metrics_checkpoint_plot_and_card(text_file, tmp_path):
     md = (out / "run_card.md").read_text()
     assert "MFU" in md and "tokens/s" in md and "## Samples" in md
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # the checkpoint is plain data: weights_only loading, and generate reads it as a model
+    # the checkpoint is plain data: weights_only loading, and checkpoints reads it as a model
     payload = torch.load(out / "ckpt.pt", weights_only=True)
     assert payload["train"]["step"] == 24
-    model, tok = generate.load_checkpoint(out / "ckpt.pt")
+    model, tok = checkpoints.load_model(out / "ckpt.pt")
     assert isinstance(model, transformer.GPT) and tok.vocab_size == model.config.vocab_size
     with pytest.raises(FileExistsError, match="already holds a run"):
         T.train(tiny(text_file), out, progress=False, log=quiet)
+
+
+def test_train_and_the_auto_preset_follow_course_device(text_file, tmp_path, monkeypatch):
+    """On a machine with CUDA, COURSE_DEVICE=cpu (set by the notebook execute command and nbval)
+    makes both the preset choice and the training device the CPU."""
+    fake_cuda = dataclasses.replace(
+        course_device.Capabilities.probe(),
+        cuda_available=True,
+        cuda_device_count=1,
+        cuda_name="NVIDIA H100 80GB HBM3",
+        cuda_capability=(9, 0),
+        cuda_bf16=True,
+    )
+    monkeypatch.setattr(course_device.Capabilities, "probe", classmethod(lambda cls: fake_cuda))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (2**30, 2**31))  # for the card
+    monkeypatch.delenv("COURSE_COMPILE", raising=False)
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert T.resolve_preset("auto") == T.resolve_preset("auto", "auto") == "cpu"
+    cfg = tiny(text_file, max_steps=2, eval_every=2, warmup_steps=1, device="auto", compile="auto")
+    r = T.train(cfg, tmp_path / "r", progress=False, log=quiet)
+    assert r.card["device"]["plan"].startswith("device        cpu: forced by COURSE_DEVICE")
+    assert r.card["environment"]["device"] == "cpu"
+    monkeypatch.delenv("COURSE_DEVICE")
+    assert T.resolve_preset("auto") == "gpu"
 
 
 def test_stop_and_resume_is_bit_exact_with_dropout(text_file, tmp_path):
@@ -294,6 +379,91 @@ def test_resume_refuses_another_configuration(text_file, tmp_path):
     T.train(tiny(text_file, max_steps=8), tmp_path / "r", progress=False, log=quiet)
     with pytest.raises(T.CheckpointError, match=r"different configuration \(fields \['lr'\]\)"):
         T.train(tiny(text_file, lr=1e-3), tmp_path / "r", resume=True, progress=False, log=quiet)
+
+
+def stop_after(n: int):
+    """A should_stop that says yes after its n-th call (after optimizer step n)."""
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) >= n
+
+    return should_stop
+
+
+def lr_of(config: T.TrainConfig, step: int, horizon: int) -> float:
+    return optim.lr_at(
+        step,
+        base_lr=config.lr,
+        warmup_steps=config.warmup_steps,
+        total_steps=horizon,
+        min_lr=config.min_lr,
+    )
+
+
+def test_resume_with_more_steps_keeps_the_schedule_it_started_with(text_file, tmp_path):
+    cfg = tiny(text_file)  # 24 steps
+    out = tmp_path / "r"
+    T.train(cfg, out, progress=False, log=quiet, should_stop=stop_after(10))
+    r = T.train(cfg.replace(max_steps=30), out, resume=True, progress=False, log=quiet)
+    assert r.steps == 30
+    lrs = {row["step"]: row["lr"] for row in r.history if row["kind"] == "train"}
+    # the lr logged at step s is the one optimizer step s - 1 used
+    for s in range(1, 31):
+        assert lrs[s] == lr_of(cfg, s - 1, horizon=24), s
+    assert lrs[25] == lrs[30] == cfg.min_lr  # past the horizon: the floor
+    assert r.card["lr_schedule_steps"] == 24 and r.card["config"]["max_steps"] == 30
+    assert T.load_checkpoint(out / "ckpt.pt")["train"]["lr_schedule_steps"] == 24
+    assert "cosine over 24 steps" in (out / "run_card.md").read_text()
+
+
+def test_resume_below_the_saved_step_is_refused(text_file, tmp_path):
+    cfg = tiny(text_file)
+    T.train(cfg, tmp_path / "r", progress=False, log=quiet, should_stop=stop_after(10))
+    with pytest.raises(ValueError, match=r"TrainConfig.max_steps \(8\) is below the step \(10\)"):
+        T.train(cfg.replace(max_steps=8), tmp_path / "r", resume=True, progress=False, log=quiet)
+    assert T.load_checkpoint(tmp_path / "r" / "ckpt.pt")["train"]["step"] == 10
+
+
+def test_a_shorter_resume_and_a_resume_at_the_end_keep_the_card_true(text_file, tmp_path):
+    cfg = tiny(text_file)  # 24 steps
+    out = tmp_path / "r"
+    T.train(cfg, out, progress=False, log=quiet, should_stop=stop_after(10))
+    # fewer steps than planned (but not fewer than done): the card says what happened
+    r = T.train(cfg.replace(max_steps=12), out, resume=True, progress=False, log=quiet)
+    card = json.loads((out / "run_card.json").read_text())
+    assert card["steps"] == r.steps == 12 and card["resumed"]
+    assert card["config"]["max_steps"] == 12 and card["lr_schedule_steps"] == 24
+    evals = [row for row in r.history if row["kind"] == "eval"]
+    assert [row["step"] for row in evals] == [8, 12]
+    assert r.final_val_loss == card["final_val_loss"] == evals[-1]["val_loss"]
+    # nothing left to train: the card stays as it was, and the result agrees with it
+    before = (out / "run_card.json").read_bytes(), (out / "run_card.md").read_bytes()
+    again = T.train(cfg.replace(max_steps=12), out, resume=True, progress=False, log=quiet)
+    assert ((out / "run_card.json").read_bytes(), (out / "run_card.md").read_bytes()) == before
+    assert again.steps == 12 and not again.stopped_early
+    assert again.final_val_loss == card["final_val_loss"] is not None
+    assert again.best_val_loss == card["best_val_loss"] and again.card == card
+    # a card older than the checkpoint (a kill between the two writes) is written anew
+    (out / "run_card.json").write_text(json.dumps({**card, "steps": 10}))
+    T.train(cfg.replace(max_steps=12), out, resume=True, progress=False, log=quiet)
+    assert json.loads((out / "run_card.json").read_text())["steps"] == 12
+
+
+def test_resume_drops_a_partial_last_metrics_line(text_file, tmp_path):
+    cfg = tiny(text_file)
+    out = tmp_path / "r"
+    T.train(cfg, out, progress=False, log=quiet, should_stop=stop_after(10))
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "train", "step": 11, "lo')  # a process killed mid-write
+    r = T.train(cfg, out, resume=True, progress=False, log=quiet)
+    assert r.steps == 24
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in rows if x["kind"] == "train"] == list(range(1, 25))
+    (out / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n{"kind": "tr\n{}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl, line 2 is not JSON"):
+        T._read_metrics(out / "metrics.jsonl")
 
 
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(text_file, tmp_path):
@@ -423,6 +593,60 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in payload["state_dict"].values())
 
 
+def test_a_stop_after_a_divergence_keeps_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
+    """The loss turns NaN at step 13, between log steps; a stop request after step 13 must not
+    write the broken weights over the step-10 checkpoint."""
+    real_loss, calls = T.lm_loss, []
+
+    def loss_that_breaks(model, x, y):
+        calls.append(1)
+        loss = real_loss(model, x, y)
+        return loss * float("nan") if len(calls) > 12 else loss
+
+    monkeypatch.setattr(T, "lm_loss", loss_that_breaks)
+    out = tmp_path / "nan"
+    cfg = tiny(text_file, checkpoint_every=5, log_every=100)
+    with pytest.raises(T.NonFiniteLoss, match=r"became nan at step 13.*last good checkpoint"):
+        T.train(cfg, out, progress=False, log=quiet, should_stop=stop_after(13))
+    payload = T.load_checkpoint(out / "ckpt.pt")
+    assert payload["train"]["step"] == 10
+    assert all(torch.isfinite(v).all() for v in payload["state_dict"].values())
+
+
+def test_train_restores_the_tf32_setting(text_file, tmp_path, monkeypatch):
+    """A plan with TF32 (a CUDA GPU from Ampere on) switches it on for the run only."""
+    real_plan, switched = course_device.plan, []
+    monkeypatch.setattr(
+        course_device, "plan", lambda **kw: dataclasses.replace(real_plan(**kw), tf32=True)
+    )
+    real_set = course_device.set_tf32
+    monkeypatch.setattr(
+        course_device, "set_tf32", lambda on, **kw: (switched.append(on), real_set(on, **kw))[1]
+    )
+
+    def flags():
+        return torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+    original = flags()
+    two_steps = tiny(text_file, max_steps=2, eval_every=2, warmup_steps=1)
+    try:
+        T.train(two_steps, tmp_path / "r", progress=False, log=quiet)
+        assert switched == [True]
+        assert flags() == original
+        real_set(False)  # "ieee" now; a run that fails must hand that back too
+        before = flags()
+        real_loss = T.lm_loss
+        monkeypatch.setattr(T, "lm_loss", lambda *a: real_loss(*a) * float("nan"))
+        with pytest.raises(T.NonFiniteLoss):
+            T.train(two_steps, tmp_path / "y", progress=False, log=quiet)
+        assert switched == [True, True]
+        assert flags() == before
+    finally:
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision = (
+            original
+        )
+
+
 # ------------------------------------------------------------------------------ scale out
 
 
@@ -463,6 +687,66 @@ def test_torchrun_two_processes_match_one_process_step_by_step(text_file, tmp_pa
     )
     card = json.loads((tmp_path / "two" / "run_card.json").read_text())
     assert card["device"]["world_size"] == 2
+
+
+def _children(pid: int) -> list[int]:
+    """The ids of a process's children (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _rank_of(pid: int) -> int | None:
+    with contextlib.suppress(OSError):
+        for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+            if item.startswith(b"RANK="):
+                return int(item[5:])
+    return None
+
+
+def test_sigterm_to_one_torchrun_worker_stops_every_rank_at_the_same_step(text_file, tmp_path):
+    """The ranks agree on stopping: a signal that reaches one worker only (here rank 1, which
+    writes no files) makes both write one checkpoint at the same step and exit as a stop,
+    with no rank left waiting in a collective; --resume continues the run."""
+    cfg = tiny(text_file, max_steps=5000, eval_every=1000)
+    args = [*set_args(cfg), "--preset", "ci", "--no-progress"]
+    run = tmp_path / "ddp"
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "course_lib.train", *args,
+         "--out", str(run)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            metrics = run / "metrics.jsonl"
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.02)
+        workers = {_rank_of(c): c for c in _children(proc.pid)}
+        assert set(workers) == {0, 1}, workers
+        os.kill(workers[1], signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)  # a rank left in a collective hangs here
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    step = T.load_checkpoint(run / "ckpt.pt")["train"]["step"]
+    assert 3 <= step < 5000
+    assert f"stopped at step {step}; checkpoint written" in out  # rank 0 stopped there too
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(x["step"] for x in rows) == step
+    # torchrun's report: every worker returned 130 (a stop); none hung, crashed or was killed
+    assert proc.returncode != 0
+    assert re.findall(r"exitcode\s+: (-?\d+) \(pid", err) == ["130", "130"], err[-3000:]
+    resumed = cli([*args, "--out", str(run), "--resume", "--max-steps", str(step + 2)])
+    assert resumed.returncode == 0, resumed.stderr
+    assert T.load_checkpoint(run / "ckpt.pt")["train"]["step"] == step + 2
 
 
 # ------------------------------------------------------------------------------ bare machine

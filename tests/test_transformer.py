@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -247,16 +248,70 @@ def test_bert_hidden_states_mask_and_pooling():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: T.GPTConfig(0, 8, 8, 2, 1, 8), "vocab_size must be a positive int"),
+        (lambda: T.GPTConfig(0, 8, 8, 2, 1, 8), "vocab_size must be a positive integer, got 0"),
         (lambda: T.GPTConfig(10, 8, 10, 4, 1, 8), "not divisible"),
-        (lambda: T.BertConfig(n_layers=True), "n_layers must be a positive int"),
+        (lambda: T.BertConfig(n_layers=0), "n_layers must be a positive integer, got 0"),
         (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 0, 8), "n_decoder_layers"),
         (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8, dropout=-0.1), "dropout"),
+        (lambda: T.FeedForward(8, 0), "d_ff must be a positive integer, got 0"),
+        (lambda: T.LayerNorm(-1), "d_model must be a positive integer, got -1"),
     ],
 )
 def test_config_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: T.GPTConfig(10, 8, 8, 2, 1, 8, dropout="0.1"), "dropout must be a number .*str"),
+        (lambda: T.GPTConfig(10, 8, 8, 2, 1, 8, dropout=None), "dropout must be a number"),
+        (lambda: T.GPTConfig(10, 8, "8", 2, 1, 8), "d_model must be an integer, got str '8'"),
+        (lambda: T.GPTConfig(10, 8.0, 8, 2, 1, 8), "block_size must be an integer, got float"),
+        (lambda: T.BertConfig(n_layers=True), "n_layers must be an integer, got bool True"),
+        (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8, dropout=True), "dropout"),
+        (lambda: T.EncoderBlock(8, "2", 16), "n_heads must be an integer, got str '2'"),
+        (lambda: T.GPTConfig(10, 8, 8, 2, 1, 8, init_std="0.02"), "init_std must be a"),
+    ],
+)
+def test_config_errors_of_a_wrong_type(make, message):
+    with pytest.raises(TypeError, match=message):
+        make()
+
+
+def test_configs_take_numpy_integers_and_store_ints():
+    c = T.GPTConfig(np.int64(10), np.int64(8), np.int32(8), np.int64(2), np.int64(1), 16)
+    assert all(type(getattr(c, f)) is int for f in ("vocab_size", "block_size", "d_model"))
+    assert T.GPT(c)(torch.zeros(1, 3, dtype=torch.long)).shape == (1, 3, 10)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_empty_sequences_are_refused_and_an_empty_batch_is_empty(fast):
+    """A model needs at least one position (no [CLS], no context); a batch of 0 is fine."""
+    gpt = T.GPT(T.GPTConfig(10, 8, 8, 2, 1, 16, fast=fast)).eval()
+    with pytest.raises(
+        ValueError, match=r"ids must hold at least one position, got shape \(2, 0\)"
+    ):
+        gpt(torch.zeros(2, 0, dtype=torch.long))
+    assert gpt(torch.zeros(0, 3, dtype=torch.long)).shape == (0, 3, 10)
+    bert = T.Bert(
+        T.BertConfig(vocab_size=10, max_position=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
+    ).eval()
+    with pytest.raises(ValueError, match=r"input_ids must hold at least one position"):
+        bert(torch.zeros(1, 0, dtype=torch.long))
+    assert bert(torch.zeros(0, 3, dtype=torch.long)).last_hidden_state.shape == (0, 3, 8)
+    ed = T.EncoderDecoder(T.EncoderDecoderConfig(5, 6, 4, 8, 2, 1, 1, 16)).eval()
+    with pytest.raises(ValueError, match=r"src must hold at least one position"):
+        ed(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"tgt_in must hold at least one position"):
+        ed(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 0, dtype=torch.long))
+
+
+def test_blocks_name_a_wrong_input_width():
+    block = T.EncoderBlock(8, 2, 16)
+    with pytest.raises(ValueError, match=r"x must be \(batch, seq, 8\), got shape \(1, 3, 4\)"):
+        block(torch.randn(1, 3, 4))
 
 
 def test_bert_config_from_hf():

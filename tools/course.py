@@ -10,8 +10,13 @@
     python3 tools/course.py setup     # only create / update the virtual environment
 
 Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
-the torch choice; the check is a hash, so the second run installs nothing. This file uses only
-the standard library and old-Python syntax on purpose: it must be able to run under whatever
+the torch choice; the check is a hash, so the second run installs nothing. A venv left without
+pip (an interrupted set-up) is repaired with ensurepip, or made anew; only a directory that is a
+virtual environment (holds pyvenv.cfg) is ever deleted. Two commands setting up at once take turns
+(a lock file beside the venv). When a re-install fails (offline, say) and an environment from an
+earlier install exists, the commands warn that it may be out of date and go on with it; `setup`
+itself, and every command under COURSE_STRICT_CONSTRAINTS=1 (CI), stop instead. This file uses
+only the standard library and old-Python syntax on purpose: it must be able to run under whatever
 `python3` a machine has, if only to say how to get a suitable one.
 
 Environment variables (all optional):
@@ -19,10 +24,12 @@ Environment variables (all optional):
     COURSE_TORCH             torch requirement (default "torch", pinned by constraints.txt)
     COURSE_TORCH_INDEX       package index for torch, e.g. https://download.pytorch.org/whl/cpu
     COURSE_CONSTRAINTS       "none" to install without constraints.txt
-    COURSE_STRICT_CONSTRAINTS  "1": fail instead of falling back when the pins do not install (CI)
+    COURSE_STRICT_CONSTRAINTS  "1": fail when the pins do not install, instead of falling back to
+                             the newest versions or to an out-of-date environment (CI)
     COURSE_VENV              where the virtual environment lives (default: .venv in the clone)
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +48,11 @@ LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "bench", "con
 
 def say(msg):
     print("[course] " + msg, flush=True)
+
+
+def warn(msg):
+    sys.stderr.write("[course] warning: " + msg + "\n")
+    sys.stderr.flush()
 
 
 def venv_dir():
@@ -112,7 +124,7 @@ def venv_fix_message(exe, version):
             % (exe, tag),
             "Fix:",
             "  Debian/Ubuntu: sudo apt install python%s-venv" % tag,
-            "  Fedora:        sudo dnf install python%s" % tag.replace(".", ""),
+            "  Fedora:        sudo dnf install python%s   (includes venv and ensurepip)" % tag,
             "  conda:         conda install pip   (or use environment.yml)",
             "  macOS:         reinstall Python from python.org or with brew install python@%s"
             % tag,
@@ -238,6 +250,114 @@ def write_kernelspec():
         json.dump(spec, f, indent=1)
 
 
+def is_venv(path):
+    return os.path.isfile(os.path.join(path, "pyvenv.cfg"))
+
+
+def check_venv_dir():
+    """Stop unless the venv directory is absent, empty, or a virtual environment (pyvenv.cfg).
+
+    Anything else (COURSE_VENV naming a project folder, or /usr/local) is neither installed
+    into nor deleted.
+    """
+    path = venv_dir()
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and (is_venv(path) or not os.listdir(path)):
+        return
+    raise SystemExit(
+        "%s is not a virtual environment (it has no pyvenv.cfg) and is not empty, so the course "
+        "will neither install into it nor delete it. Point COURSE_VENV at a new directory (or "
+        "unset it to use .venv in the clone), or move that one away; then run the command again."
+        % path
+    )
+
+
+def remove_venv():
+    """Delete the virtual environment so that it can be made anew; never anything else."""
+    check_venv_dir()
+    if is_venv(venv_dir()):
+        shutil.rmtree(venv_dir())
+
+
+def create_venv(exe, version):
+    say("creating %s with %s (Python %d.%d)" % ((venv_dir(), exe) + version))
+    if subprocess.run([exe, "-m", "venv", venv_dir()]).returncode != 0:
+        raise SystemExit(
+            "creating the virtual environment %s with %s failed; see the messages above"
+            % (venv_dir(), exe)
+        )
+
+
+def pip_works():
+    try:
+        out = subprocess.run(
+            [venv_python(), "-m", "pip", "--version"], capture_output=True, timeout=120
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0
+
+
+def repair_pip():
+    """Install pip into the venv with its own ensurepip (offline); True when pip then works."""
+    say(
+        "%s has no working pip (a set-up interrupted before pip was installed?); "
+        "installing it with ensurepip" % venv_dir()
+    )
+    try:
+        code = subprocess.run([venv_python(), "-m", "ensurepip", "--upgrade"]).returncode
+    except OSError:
+        return False
+    return code == 0 and pip_works()
+
+
+def read_stamp():
+    """The stamp of the last complete install, or None."""
+    try:
+        with open(stamp_path()) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_stamp(fingerprint, constraints):
+    tmp = stamp_path() + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"fingerprint": fingerprint, "constraints": constraints}, f)
+    os.replace(tmp, stamp_path())
+
+
+@contextlib.contextmanager
+def venv_lock():
+    """Hold an exclusive lock on `<venv>.lock` while the venv is checked, made or installed.
+
+    The lock file sits beside the venv, not in it, because the venv may be deleted and made
+    anew. A second command waits, then finds the environment up to date. Where there is no
+    fcntl (Windows) or the file cannot be made, it goes on without the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    path = os.path.normpath(os.path.abspath(venv_dir())) + ".lock"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = open(path, "a")
+    except OSError:
+        lock = None
+    if fcntl is None or lock is None:
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            say("another course command is setting up %s; waiting for it to finish" % venv_dir())
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def existing_venv_version():
     """The Python version of .venv when it exists, works and is new enough; else None."""
     vpy = venv_python()
@@ -252,30 +372,41 @@ def existing_venv_version():
     return version
 
 
-def ensure_env(quiet=False):
+def ensure_env(quiet=False, must_install=False):
     """Create or update .venv so that it matches the repo's files; idempotent.
 
     An existing, working .venv keeps its interpreter (installing a newer Python later does not
-    silently rebuild it); COURSE_PYTHON naming another interpreter does.
+    silently rebuild it); COURSE_PYTHON naming another interpreter does. When the install fails
+    and an earlier install's environment exists, this warns and returns it, unless
+    `must_install` (the `setup` command) or COURSE_STRICT_CONSTRAINTS=1 (CI) asks to stop.
     """
+    with venv_lock():
+        return _ensure_env(quiet, must_install or strict_constraints())
+
+
+def _ensure_env(quiet, must_install):
+    check_venv_dir()
     vpy = venv_python()
     version = existing_venv_version()
     exe = None
     if version is None:
         exe, version = find_python()
     fingerprint = env_fingerprint(version)
-    if exe is None and os.path.isfile(stamp_path()):
-        with open(stamp_path()) as f:
-            if json.load(f).get("fingerprint") == fingerprint:
-                if not quiet:
-                    say("environment up to date: " + venv_dir())
-                return vpy
-    if exe is not None and os.path.isdir(venv_dir()):
-        say("recreating %s for Python %d.%d" % ((venv_dir(),) + version))
-        shutil.rmtree(venv_dir())
-    if not os.path.isfile(vpy):
-        say("creating %s with %s (Python %d.%d)" % ((venv_dir(), exe) + version))
-        subprocess.run([exe, "-m", "venv", venv_dir()], check=True)
+    previous = read_stamp() if exe is None else None
+    if previous is not None and previous.get("fingerprint") == fingerprint:
+        if not quiet:
+            say("environment up to date: " + venv_dir())
+        return vpy
+    if exe is None and not pip_works() and not repair_pip():
+        say("ensurepip did not repair pip; making %s anew" % venv_dir())
+        exe, version = find_python()
+        fingerprint = env_fingerprint(version)
+        previous = None
+    if exe is not None:
+        if is_venv(venv_dir()):
+            say("recreating %s for Python %d.%d" % ((venv_dir(),) + version))
+        remove_venv()
+        create_venv(exe, version)
     start = time.time()
     constraints = use_constraints()
     ok = install(constraints)
@@ -283,16 +414,30 @@ def ensure_env(quiet=False):
         if strict_constraints():
             raise SystemExit("install with constraints.txt failed (COURSE_STRICT_CONSTRAINTS=1)")
         say(
-            "the pinned versions in constraints.txt do not install here (they were made on "
-            "Linux x86-64, see its header); installing the newest compatible versions instead. "
-            "A few stored notebook outputs may then differ in their last digits."
+            "installing the pinned versions in constraints.txt failed (see pip's messages above: "
+            "no network, or pins made on Linux x86-64 that this platform lacks); installing the "
+            "newest compatible versions instead. A few stored notebook outputs may then differ "
+            "in their last digits."
         )
         ok = install(False)
+    if not ok and previous is not None and not must_install:
+        warn(
+            "pip install failed (see its messages above), so the environment in %s may be out "
+            "of date: it was installed for an earlier pyproject.toml, constraints.txt or torch "
+            "choice. Going on with it; the next command tries the install again.\n"
+            "  to start clean, delete %s and run the command again" % (venv_dir(), venv_dir())
+        )
+        return vpy
     if not ok:
-        raise SystemExit("pip install failed; see the messages above")
+        hint = ""
+        if previous is not None:
+            hint = (
+                " %s still holds the previous environment; to start clean, delete it and "
+                "run the command again." % venv_dir()
+            )
+        raise SystemExit("pip install failed; see the messages above." + hint)
     write_kernelspec()
-    with open(stamp_path(), "w") as f:
-        json.dump({"fingerprint": fingerprint, "constraints": constraints}, f)
+    write_stamp(fingerprint, constraints)
     say("environment ready in %.0f s: %s" % (time.time() - start, venv_dir()))
     return vpy
 
@@ -319,7 +464,7 @@ def run(cmd, **kw):
 
 
 def cmd_setup(args):
-    ensure_env()
+    ensure_env(must_install=True)  # setup exists to install: a failed install stops it
     return 0
 
 
@@ -364,6 +509,26 @@ def cmd_lab(args):
     return 0
 
 
+MAX_TEST_WORKERS = 4  # each worker holds torch and one notebook kernel: about 1.5 GB
+
+
+def cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def xdist_args(args):
+    """pytest-xdist on every core (at most MAX_TEST_WORKERS), all cells of a notebook on one
+    worker (`--dist loadscope`, as nbval requires), unless the caller chose (-n, -p no:xdist)."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args)
+    if chosen or "no:xdist" in args:
+        return []
+    workers = min(MAX_TEST_WORKERS, cpu_count())
+    return ["-n", str(workers), "--dist", "loadscope"] if workers > 1 else []
+
+
 def cmd_test(args):
     """Lint, then pytest: unit tests and every notebook through strict nbval."""
     vpy = ensure_env(quiet=True)
@@ -374,7 +539,7 @@ def cmd_test(args):
     if run([vpy, "-m", "ruff", "format", "--check"] + LINT_PATHS) != 0:
         failed.append("ruff format (run: python3 tools/course.py format)")
     lint_s = time.time() - start
-    code = run([vpy, "-m", "pytest"] + list(args))
+    code = run([vpy, "-m", "pytest"] + xdist_args(args) + list(args))
     if code == 5:
         failed.append("pytest collected no tests")
     elif code != 0:

@@ -29,18 +29,48 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 
-# The kernel environment for stored outputs and for nbval alike (conftest.py applies it).
+# The kernel environment for stored outputs and for nbval alike (conftest.py applies it with
+# pin_kernel_env): everything a stored output depends on is set here, whatever the caller's shell
+# exports, so that `execute` and the tests see the same kernel on every machine.
 KERNEL_ENV = {
     "COURSE_PROFILE": "ci",  # smallest sizes, one torch thread
     "COURSE_DEVICE": "cpu",  # stored outputs come from the CPU, whatever the machine has
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures as stored PNGs, also
+    # where a server exports MPLBACKEND=Agg (which would store no image at all)
     "TQDM_DISABLE": "1",  # progress bars are for people; their timings would break nbval
     "PYTHONHASHSEED": "0",  # stable set and dict-of-str ordering
     "IPYKERNEL_CELL_NAME": "<IPY-INPUT>",  # stable file name in warnings and tracebacks
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",  # one thread everywhere: the reduction order of a sum, and so its
+    "MKL_NUM_THREADS": "1",  # last bits, depends on the thread count
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "VECLIB_MAXIMUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from Hugging Face tokenizers
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # silences the debugger's frozen-modules note
     "JUPYTER_PLATFORM_DIRS": "1",  # silences jupyter_core's path deprecation warning
 }
+# Removed from a kernel's environment: the course's own switches other than KERNEL_ENV's (a data
+# or cache directory, offline mode, a MiniLM copy: all change what a cell prints), PyTorch's
+# logging and compiler switches, and Python's warning filters and start-up hooks.
+KERNEL_ENV_DROP_PREFIXES = ("COURSE_", "TORCH_", "TORCHINDUCTOR_", "TORCHDYNAMO_")
+KERNEL_ENV_DROP = {"PYTHONWARNINGS", "PYTHONSTARTUP", "PYTHONDEVMODE", "PYTHONOPTIMIZE"}
+# Read by tests (never by a notebook): kept so that CI can still steer them.
+TEST_SWITCHES = {"COURSE_REQUIRE_SEED"}
+
+
+def pin_kernel_env(environ=None) -> dict[str, str]:
+    """Make `environ` (default os.environ) the kernel environment: drop what a stored output
+    must not depend on, then set KERNEL_ENV. Returns the variables that were dropped."""
+    environ = os.environ if environ is None else environ
+    dropped = {}
+    for key in list(environ):
+        if key in TEST_SWITCHES or key in KERNEL_ENV:
+            continue
+        if key.startswith(KERNEL_ENV_DROP_PREFIXES) or key in KERNEL_ENV_DROP:
+            dropped[key] = environ.pop(key)
+    environ.update(KERNEL_ENV)
+    return dropped
+
 
 MAX_OUTPUT_BYTES = 300_000  # one output (a figure is 20-80 kB)
 MAX_NOTEBOOK_OUTPUT_BYTES = 1_500_000  # all outputs of one notebook
@@ -55,6 +85,22 @@ LANGUAGE_INFO = {
     "nbconvert_exporter": "python",
     "pygments_lexer": "ipython3",
 }
+# A compared output (nbval checks it digit for digit) must not print digits that the code does not
+# guarantee: a rounding error such as "spread 2.5e-15" differs between CPUs. Numbers in scientific
+# notation below TINY fail the hygiene check unless they are a bound or a constant ("below 1e-12",
+# "< 1e-5", "eps=1e-12") or a real quantity listed here, by notebook and a pattern of their line,
+# with the reason they are stable.
+TINY = 1e-9
+SCI_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?[eE][-+]?\d+(?![\w.])")
+BOUND_BEFORE = re.compile(r"(below|under|within|<|<=|≤|eps|tol|atol|rtol)\s*[=:]?\s*$")
+ALLOWED_TINY = [
+    (
+        "06_backpropagation.ipynb",
+        r"sigmoid, gain 1 \(vanishing\)|layer 1 \|dL/dW\||layer 1 / layer",
+        "vanishing gradients of a 20-layer float64 network: real magnitudes (about 1e-13) "
+        "printed to 3 significant digits, far above float64's relative rounding (1e-16)",
+    ),
+]
 # Absolute paths that give away a machine or a person.
 PATH_PATTERNS = [
     r"/home/[A-Za-z0-9_.-]+",
@@ -140,8 +186,47 @@ def problems(nb: dict, name: str = "notebook") -> list[str]:
                 found.append(
                     f"{name}: code cell {i + 1} stores an error but has no raises-exception tag"
                 )
+    found += tiny_numbers(nb, name)
     if total > MAX_NOTEBOOK_OUTPUT_BYTES:
         found.append(f"{name}: outputs total {total // 1000} kB")
+    return found
+
+
+def compared_text(cell: dict) -> str:
+    """The text of a code cell's outputs that strict nbval compares ('' for ignored cells)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if "nbval-ignore-output" in tags or "nbval-skip" in tags:
+        return ""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append("".join(out.get("text", "")))
+        elif "data" in out:
+            parts.append("".join(out["data"].get("text/plain", "")))
+        elif out.get("output_type") == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}")
+    return "".join(parts)
+
+
+def tiny_numbers(nb: dict, name: str = "notebook") -> list[str]:
+    """Compared outputs that print a number in scientific notation below TINY (see ALLOWED_TINY)."""
+    allowed = [re.compile(pat) for nb_name, pat, _ in ALLOWED_TINY if nb_name == name]
+    found = []
+    code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    for i, cell in enumerate(code):
+        for line in compared_text(cell).splitlines():
+            for m in SCI_NUMBER.finditer(line):
+                value = float(m.group(0))
+                if value == 0 or abs(value) >= TINY or any(a.search(line) for a in allowed):
+                    continue
+                if BOUND_BEFORE.search(line[: m.start()]):
+                    continue  # a bound or a constant, not a measured rounding error
+                found.append(
+                    f"{name}: code cell {i + 1} prints {m.group(0)} ({line.strip()[:80]!r}): a "
+                    f"number below {TINY:g} is usually rounding error that differs between CPUs; "
+                    "print a bound instead (e.g. 'below 1e-12') and assert it, or tag the cell "
+                    "nbval-ignore-output and assert with a tolerance"
+                )
     return found
 
 
@@ -189,6 +274,122 @@ def is_checker(source: str) -> bool:
     return bool(CHECK_CALL.search(source))
 
 
+# ------------------------------------------------------------------ which cells an exercise needs
+
+
+def _python(source: str) -> str:
+    """A cell's source as plain Python (IPython magics and shell escapes translated)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(source)
+
+
+def cell_names(source: str) -> tuple[set[str], set[str]]:
+    """(names a cell defines at top level, global names it reads), from Python's own symbol
+    tables. A name the cell both assigns and reads at top level counts as its own, not read
+    from earlier cells; names that functions in the cell read from the globals count as read
+    (the function may be called later, by the checker)."""
+    import builtins
+    import symtable
+
+    top = symtable.symtable(_python(source), "<cell>", "exec")
+    defined = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    read = {s.get_name() for s in top.get_symbols() if s.is_referenced()} - defined
+    stack = list(top.get_children())
+    while stack:
+        table = stack.pop()
+        for sym in table.get_symbols():
+            if sym.is_global() and sym.is_referenced():
+                read.add(sym.get_name())
+            if sym.is_declared_global() and sym.is_assigned():
+                defined.add(sym.get_name())
+        stack.extend(table.get_children())
+    return defined, read - set(dir(builtins)) - defined
+
+
+def needed_cells(
+    sources: list[str], targets: list[int], extra: dict[int, list[str]] | None = None
+) -> list[int]:
+    """The code cells (indices into `sources`) that the `targets` need, in order: each target,
+    and for every global name a needed cell reads, the last earlier cell that defines it
+    (transitively). `extra[i]` lists more sources whose reads count as cell i's (the bodies a
+    wrong-answer test puts into an exercise)."""
+    names = [cell_names(src) for src in sources]
+    needed, todo = set(), list(targets)
+    while todo:
+        i = todo.pop()
+        if i in needed:
+            continue
+        needed.add(i)
+        reads = set(names[i][1])
+        for more in (extra or {}).get(i, []):
+            reads |= cell_names(more)[1]
+        for name in reads:
+            j = next((j for j in range(i - 1, -1, -1) if name in names[j][0]), None)
+            if j is not None and j not in needed:
+                todo.append(j)
+    return sorted(needed)
+
+
+def _defined_functions(source: str) -> list[str]:
+    import ast
+
+    tree = ast.parse(_python(source))
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+
+
+def exercises(sources: list[str]) -> dict[str, tuple[int, int]]:
+    """Each exercise's function name -> (its code cell, the checker cell that follows it)."""
+    found = {}
+    for i, src in enumerate(sources):
+        if BEGIN_SOLUTION not in src:
+            continue
+        fns = _defined_functions(src)
+        checker = next((k for k in range(i + 1, len(sources)) if is_checker(sources[k])), None)
+        if not fns or checker is None:
+            raise ValueError(
+                f"code cell {i + 1}: an exercise defines a function and a checker cell follows it"
+            )
+        found[fns[0]] = (i, checker)
+    return found
+
+
+def learner_function_uses(nb: dict, name: str = "notebook") -> list[str]:
+    """Cells that would fail in the student version: a cell other than an exercise's checker
+    that reads the exercise's function (a stub there, which raises NotImplementedError)."""
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    found = []
+    for fn, (ex, checker) in exercises(sources).items():
+        for k in range(ex + 1, len(sources)):
+            if k == checker:
+                continue
+            defined, read = cell_names(sources[k])
+            if fn in read:
+                found.append(
+                    f"{name}: code cell {k + 1} uses {fn}, the learner's function from the "
+                    f"exercise in code cell {ex + 1}; in the student version it raises "
+                    "NotImplementedError: use the library's version there"
+                )
+            if fn in defined:
+                break  # redefined: later cells use the new definition
+    return found
+
+
+def student_exercises(nb: dict, name: str = "notebook") -> dict:
+    """The student version cut to what its exercises need: the cells their stubs and checkers
+    read from (`needed_cells`), each exercise stubbed, each checker. Running it shows what a
+    learner sees before writing anything, without running the rest of the notebook again."""
+    import copy
+
+    student = student_version(nb, name)
+    code = [c for c in student["cells"] if c["cell_type"] == "code"]
+    sources = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    targets = [i for pair in exercises(sources).values() for i in pair]
+    out = copy.deepcopy(student)
+    out["cells"] = [copy.deepcopy(code[k]) for k in needed_cells(sources, targets)]
+    return out
+
+
 def _solution_span(lines: list[str]) -> tuple[int, int, str]:
     begin = next(i for i, ln in enumerate(lines) if ln.strip() == BEGIN_SOLUTION)
     end = next(i for i, ln in enumerate(lines) if ln.strip() == END_SOLUTION)
@@ -201,11 +402,12 @@ def exercise_variants(
     """A notebook that tries other answers to its exercises, for wrong-answer tests.
 
     variants maps an exercise's function name to bodies to try in place of its solution. The
-    result keeps the notebook's code cells in order up to the last exercise named; right after
-    each named exercise's checker cell (the next cell that calls check) it adds, per body, the
-    exercise cell with that body and a copy of the checker, then the original exercise cell
-    again (so the notebook goes on as before). Returns the notebook and, per function, the
-    indices of the checker copies, whose outputs are the verdicts in the order of the bodies.
+    result keeps, in order, only the code cells that the named exercises, their checkers and the
+    bodies need (`needed_cells`), so no other cell runs again. Right after each named exercise's
+    checker cell (the next cell that calls check) it adds, per body, the exercise cell with that
+    body and a copy of the checker, then the original exercise cell again (so the notebook goes
+    on as before). Returns the notebook and, per function, the indices of the checker copies,
+    whose outputs are the verdicts in the order of the bodies.
     """
     import copy
 
@@ -223,19 +425,27 @@ def exercise_variants(
         if checker is None:
             raise ValueError(f"no checker cell follows the exercise {fn!r}")
         where[checker] = (fn, ex)
+    tried: dict[int, list[str]] = {}  # exercise cell -> its source with each body
+    for fn, ex in where.values():
+        lines = sources[ex].splitlines(keepends=True)
+        begin, end, indent = _solution_span(lines)
+        tried[ex] = [
+            "".join(lines[:begin])
+            + "".join(f"{indent}{ln}\n" for ln in body.strip("\n").splitlines())
+            + "".join(lines[end + 1 :])
+            for body in variants[fn]
+        ]
+    keep = needed_cells(sources, list(where) + list(tried), tried)
     cells: list[dict] = []
     verdicts: dict[str, list[int]] = {fn: [] for fn in variants}
-    for k in range(max(where) + 1):
+    for k in keep:
         cells.append(copy.deepcopy(code[k]))
         if k not in where:
             continue
         fn, ex = where[k]
-        lines = sources[ex].splitlines(keepends=True)
-        begin, end, indent = _solution_span(lines)
-        for body in variants[fn]:
+        for source in tried[ex]:
             variant = copy.deepcopy(code[ex])
-            new_body = "".join(f"{indent}{ln}\n" for ln in body.strip("\n").splitlines())
-            variant["source"] = "".join(lines[:begin]) + new_body + "".join(lines[end + 1 :])
+            variant["source"] = source
             cells += [variant, copy.deepcopy(code[k])]
             verdicts[fn].append(len(cells) - 1)
         cells.append(copy.deepcopy(code[ex]))  # the reference solution again
@@ -247,7 +457,8 @@ def exercise_variants(
 
 
 def run_exercises(path: Path, variants: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Execute a notebook once, trying each body for each named exercise; the verdicts.
+    """Run the cells of a notebook that the named exercises need, trying each body for each;
+    the verdicts.
 
     For wrong-answer tests: `run_exercises(nb_path, {"softmax": [right, wrong1, wrong2]})`
     returns, per function, what the checker printed for each body, in order.
@@ -346,7 +557,7 @@ def execute(paths: list[Path]) -> int:
     sys.path.insert(0, str(REPO / "tools"))
     import coursemap
 
-    os.environ.update(KERNEL_ENV)
+    pin_kernel_env()
     rel = [str(p.relative_to(REPO)) for p in paths]
     # Format first: a reformatted source line can change an output (a warning echoes it).
     subprocess.run([sys.executable, "-m", "ruff", "check", "--fix", "--quiet", *rel], cwd=REPO)
@@ -372,6 +583,13 @@ def main(argv: list[str]) -> int:
         out = REPO / "build" / "students"
         if "--out" in rest:
             i = rest.index("--out")
+            if i + 1 == len(rest) or rest[i + 1].startswith("-") or not rest[i + 1]:
+                print(
+                    "usage: notebooks.py students [NOTEBOOK ...] [--out DIR]\n"
+                    "--out needs a directory, e.g. --out build/students",
+                    file=sys.stderr,
+                )
+                return 2
             out = Path(rest[i + 1]).resolve()
             rest = rest[:i] + rest[i + 2 :]
         for p in write_students(notebook_paths(rest), out):
