@@ -43,7 +43,8 @@ def test_hostile_values_are_all_pinned_or_dropped():
 
 def test_a_notebook_passes_under_a_hostile_environment():
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", NOTEBOOK, "-q", "-p", "no:xdist", "--durations=0"],
+        # nbval runs the cells in order: no shuffling plugin, no workers
+        [sys.executable, "-m", "pytest", NOTEBOOK, "-q", "-p", "no:xdist", "-p", "no:randomly"],
         capture_output=True,
         text=True,
         env={**os.environ, **HOSTILE},
