@@ -525,55 +525,6 @@ def test_sigterm_writes_a_checkpoint_and_exits_130(text_file, tmp_path):
 # ------------------------------------------------------------------------------ failures
 
 
-def test_truncated_or_corrupt_checkpoints_are_detected(text_file, tmp_path):
-    T.train(tiny(text_file, max_steps=8), tmp_path / "r", progress=False, log=quiet)
-    good = tmp_path / "r" / "ckpt.pt"
-    raw = good.read_bytes()
-    truncated = tmp_path / "truncated.pt"
-    truncated.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(T.CheckpointError, match=r"truncated.pt is truncated or corrupt"):
-        T.load_checkpoint(truncated)
-    # flip bytes inside the largest tensor's storage: the zip still opens, the digest does not
-    payload = torch.load(good, weights_only=True)
-    biggest = max(payload["state_dict"].values(), key=lambda t: t.numel())
-    needle = biggest.reshape(-1)[:8].numpy().tobytes()
-    at = raw.index(needle)
-    flipped = bytearray(raw)
-    flipped[at : at + 4] = bytes(b ^ 0xFF for b in flipped[at : at + 4])
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(bytes(flipped))
-    with pytest.raises(T.CheckpointError, match=r"corrupt"):
-        T.load_checkpoint(corrupt)
-    with pytest.raises(T.CheckpointError, match="no checkpoint at"):
-        T.load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_a_failed_write_never_replaces_the_last_good_checkpoint(text_file, tmp_path, monkeypatch):
-    T.train(tiny(text_file, max_steps=8), tmp_path / "r", progress=False, log=quiet)
-    good = tmp_path / "r" / "ckpt.pt"
-    before = good.read_bytes()
-    payload = T.load_checkpoint(good)
-    payload.pop("digest")
-    real_save = torch.save
-
-    def half_write(obj, f):  # a disk that fills up half-way
-        real_save(obj, f)
-        Path(f).write_bytes(Path(f).read_bytes()[:1000])
-
-    monkeypatch.setattr(torch, "save", half_write)
-    with pytest.raises(T.CheckpointError):
-        T.save_checkpoint(good, payload)
-
-    def crash(obj, f):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="No space left"):
-        T.save_checkpoint(good, payload)
-    assert good.read_bytes() == before
-    assert not list(good.parent.glob("*.tmp"))
-
-
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     text_file, tmp_path, monkeypatch
 ):
