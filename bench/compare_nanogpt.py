@@ -155,7 +155,7 @@ NANOGPT_EVAL = textwrap.dedent(
     """
     import sys, torch, numpy as np
     from model import GPT, GPTConfig  # nanoGPT's model code, from its directory
-    from course_lib.train import eval_plan, windows  # the course's whole-split windows
+    from course_lib.train_data import eval_plan, windows  # the course's whole-split windows
     ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
     model = GPT(GPTConfig(**ckpt["model_args"]))
     model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})

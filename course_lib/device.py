@@ -185,96 +185,21 @@ def decide(
 
     device: 'auto' (default), 'cpu', 'cuda', 'cuda:N' or 'mps'; a forced device that the
     machine lacks is an error, not a silent fallback. compile: None / 'auto', True or False.
+    Three decisions, each with its reason: the device, the autocast dtype, torch.compile.
     """
     if not isinstance(caps, Capabilities):
         raise TypeError(f"caps must be a Capabilities record, got {type(caps).__name__}")
     choice = _parse_device("auto" if device is None else device, "device")
     force_compile = _parse_compile(compile, "compile")
-    tv = torch_version_tuple(caps.torch_version)
-    mps_ok = tv[:2] >= MPS_MIN_TORCH
-
+    mps_ok = torch_version_tuple(caps.torch_version)[:2] >= MPS_MIN_TORCH
     if choice == "auto":
-        if caps.cuda_available:
-            name = caps.cuda_name or "a CUDA GPU"
-            cc = caps.cuda_capability
-            where = f" (compute capability {cc[0]}.{cc[1]})" if cc else ""
-            dev, reason = "cuda", f"CUDA is available: {name}{where}"
-        elif caps.mps_available and mps_ok:
-            dev, reason = "mps", f"Apple MPS is available and torch {caps.torch_version} >= 2.9"
-        elif caps.mps_available:
-            dev = "cpu"
-            reason = (
-                f"Apple MPS is available, but torch {caps.torch_version} < 2.9 has known "
-                "correctness problems on MPS; using the CPU (upgrade torch to use the GPU)"
-            )
-        else:
-            dev, reason = "cpu", "no CUDA or Apple MPS device found"
-    elif choice == "cpu":
-        dev, reason = "cpu", "forced by COURSE_DEVICE / device='cpu'"
-    elif choice.startswith("cuda"):
-        if not caps.cuda_available:
-            raise ValueError(
-                f"device={choice!r} (COURSE_DEVICE) but CUDA is not available with torch "
-                f"{caps.torch_version}; install a CUDA build of torch or use device='auto'"
-            )
-        index = int(choice.split(":")[1]) if ":" in choice else 0
-        if index >= caps.cuda_device_count:
-            raise ValueError(
-                f"device={choice!r} (COURSE_DEVICE) but only {caps.cuda_device_count} CUDA "
-                "device(s) are visible"
-            )
-        dev, reason = choice, f"forced by COURSE_DEVICE / device={choice!r}"
-    else:  # mps
-        if not caps.mps_available:
-            built = "built into this torch" if caps.mps_built else "not built into this torch"
-            raise ValueError(
-                f"device='mps' (COURSE_DEVICE) but Apple MPS is not available (it is {built})"
-            )
-        dev, reason = "mps", "forced by COURSE_DEVICE / device='mps'"
-        if not mps_ok:
-            reason += f"; torch {caps.torch_version} < 2.9 has known MPS bugs"
-
+        dev, reason = _auto_device(caps, mps_ok)
+    else:
+        dev, reason = _forced_device(caps, choice, mps_ok)
     kind = dev.split(":")[0]
     cc = caps.cuda_capability or (0, 0)
-    if kind == "cuda" and caps.cuda_bf16:
-        dtype, scaler = torch.bfloat16, False
-        dtype_reason = "the GPU computes bfloat16 natively, and bfloat16 needs no loss scaling"
-    elif kind == "cuda":
-        dtype, scaler = torch.float16, True
-        dtype_reason = "this GPU has no native bfloat16; float16 needs a gradient scaler"
-    elif kind == "mps":
-        dtype, scaler = None, False
-        dtype_reason = "autocast on MPS is incomplete; float32 is the safe choice"
-    else:
-        dtype, scaler = None, False
-        dtype_reason = "the course keeps CPU runs in full precision"
-
-    if force_compile is not None:
-        comp = force_compile
-        comp_reason = "forced by COURSE_COMPILE / compile"
-        if comp and not caps.dynamo_supported:
-            raise ValueError(
-                f"compile=1 (COURSE_COMPILE) but torch.compile does not support Python "
-                f"{caps.python_version[0]}.{caps.python_version[1]} with torch "
-                f"{caps.torch_version}"
-            )
-    elif not caps.dynamo_supported:
-        comp, comp_reason = False, "torch.compile does not support this Python and torch pair"
-    elif kind != "cuda":
-        comp = False
-        comp_reason = (
-            "off by default on the CPU and MPS, where the course's runs are short "
-            "(COURSE_COMPILE=1 turns it on)"
-        )
-    elif not caps.platform.startswith("linux"):
-        comp, comp_reason = False, "Triton, its GPU backend, runs on Linux only"
-    elif not caps.triton_available:
-        comp, comp_reason = False, "Triton, its GPU backend, is not installed"
-    elif cc < (7, 0):
-        comp, comp_reason = False, f"Triton needs compute capability >= 7.0, got {cc}"
-    else:
-        comp, comp_reason = True, "CUDA on Linux with Triton: fused kernels pay off"
-
+    dtype, scaler, dtype_reason = _autocast_choice(caps, kind)
+    comp, comp_reason = _compile_choice(caps, kind, cc, force_compile)
     return DevicePlan(
         device=dev,
         reason=reason,
@@ -286,6 +211,99 @@ def decide(
         tf32=kind == "cuda" and cc >= (8, 0),
         capabilities=caps,
     )
+
+
+def _auto_device(caps: Capabilities, mps_ok: bool) -> tuple[str, str]:
+    """CUDA, then Apple MPS (torch >= 2.9), then the CPU: (device, reason)."""
+    if caps.cuda_available:
+        name = caps.cuda_name or "a CUDA GPU"
+        cc = caps.cuda_capability
+        where = f" (compute capability {cc[0]}.{cc[1]})" if cc else ""
+        return "cuda", f"CUDA is available: {name}{where}"
+    if caps.mps_available and mps_ok:
+        return "mps", f"Apple MPS is available and torch {caps.torch_version} >= 2.9"
+    if caps.mps_available:
+        return "cpu", (
+            f"Apple MPS is available, but torch {caps.torch_version} < 2.9 has known "
+            "correctness problems on MPS; using the CPU (upgrade torch to use the GPU)"
+        )
+    return "cpu", "no CUDA or Apple MPS device found"
+
+
+def _forced_device(caps: Capabilities, choice: str, mps_ok: bool) -> tuple[str, str]:
+    """A device asked for by name: (device, reason), or ValueError when the machine lacks it."""
+    if choice == "cpu":
+        return "cpu", "forced by COURSE_DEVICE / device='cpu'"
+    if choice.startswith("cuda"):
+        if not caps.cuda_available:
+            raise ValueError(
+                f"device={choice!r} (COURSE_DEVICE) but CUDA is not available with torch "
+                f"{caps.torch_version}; install a CUDA build of torch or use device='auto'"
+            )
+        index = int(choice.split(":")[1]) if ":" in choice else 0
+        if index >= caps.cuda_device_count:
+            raise ValueError(
+                f"device={choice!r} (COURSE_DEVICE) but only {caps.cuda_device_count} CUDA "
+                "device(s) are visible"
+            )
+        return choice, f"forced by COURSE_DEVICE / device={choice!r}"
+    if not caps.mps_available:  # mps
+        built = "built into this torch" if caps.mps_built else "not built into this torch"
+        raise ValueError(
+            f"device='mps' (COURSE_DEVICE) but Apple MPS is not available (it is {built})"
+        )
+    reason = "forced by COURSE_DEVICE / device='mps'"
+    if not mps_ok:
+        reason += f"; torch {caps.torch_version} < 2.9 has known MPS bugs"
+    return "mps", reason
+
+
+def _autocast_choice(caps: Capabilities, kind: str) -> tuple[torch.dtype | None, bool, str]:
+    """(autocast dtype or None for float32, whether a gradient scaler is needed, reason)."""
+    if kind == "cuda" and caps.cuda_bf16:
+        return (
+            torch.bfloat16,
+            False,
+            "the GPU computes bfloat16 natively, and bfloat16 needs no loss scaling",
+        )
+    if kind == "cuda":
+        return (
+            torch.float16,
+            True,
+            "this GPU has no native bfloat16; float16 needs a gradient scaler",
+        )
+    if kind == "mps":
+        return None, False, "autocast on MPS is incomplete; float32 is the safe choice"
+    return None, False, "the course keeps CPU runs in full precision"
+
+
+def _compile_choice(
+    caps: Capabilities, kind: str, cc: tuple[int, int], forced: bool | None
+) -> tuple[bool, str]:
+    """Whether to torch.compile, and why: as forced (COURSE_COMPILE / compile), else on CUDA with
+    Triton on Linux (compute capability >= 7.0) only."""
+    if forced is not None:
+        if forced and not caps.dynamo_supported:
+            raise ValueError(
+                f"compile=1 (COURSE_COMPILE) but torch.compile does not support Python "
+                f"{caps.python_version[0]}.{caps.python_version[1]} with torch "
+                f"{caps.torch_version}"
+            )
+        return forced, "forced by COURSE_COMPILE / compile"
+    if not caps.dynamo_supported:
+        return False, "torch.compile does not support this Python and torch pair"
+    if kind != "cuda":
+        return False, (
+            "off by default on the CPU and MPS, where the course's runs are short "
+            "(COURSE_COMPILE=1 turns it on)"
+        )
+    if not caps.platform.startswith("linux"):
+        return False, "Triton, its GPU backend, runs on Linux only"
+    if not caps.triton_available:
+        return False, "Triton, its GPU backend, is not installed"
+    if cc < (7, 0):
+        return False, f"Triton needs compute capability >= 7.0, got {cc}"
+    return True, "CUDA on Linux with Triton: fused kernels pay off"
 
 
 def _from_env(name: str, parse) -> str:

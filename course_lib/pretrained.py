@@ -137,7 +137,7 @@ def describe() -> str:
 
 # --------------------------------------------------------------------- MiniLM in the course's code
 
-# Hugging Face BERT's names (left) -> course_lib.transformer.Bert's names (right). The layer
+# Hugging Face BERT's names (left) -> course_lib.bert.Bert's names (right). The layer
 # part, written once with {i} for the layer number; `minilm_name_map` spells it out per layer.
 EMBEDDING_NAMES = {
     "embeddings.word_embeddings": "embeddings.word",
@@ -183,14 +183,14 @@ def rename_weights(state: dict, n_layers: int) -> dict:
 
 
 def minilm_encoder():
-    """all-MiniLM-L6-v2's weights in course_lib.transformer.Bert, in eval mode, on the CPU.
+    """all-MiniLM-L6-v2's weights in course_lib.bert.Bert, in eval mode, on the CPU.
 
     Reads model.safetensors, renames every tensor with `minilm_name_map` and loads them
     strictly: a weight without a home, or a parameter without a weight, is an error.
     """
     from safetensors.torch import load_file
 
-    from course_lib.transformer import Bert, BertConfig
+    from course_lib.bert import Bert, BertConfig
 
     cfg = BertConfig.from_hf(config())
     model = Bert(cfg)

@@ -1,4 +1,5 @@
-"""The Transformer, assembled: layer norm, feed-forward, encoder and decoder blocks, three models.
+"""The Transformer, assembled: layer norm, feed-forward, encoder and decoder blocks, GPT and the
+2017 encoder-decoder.
 
     block = EncoderBlock(d_model=64, n_heads=4, d_ff=256)          # x: (batch, seq, 64)
     gpt = GPT(GPTConfig(vocab_size=100, block_size=32, d_model=64, n_heads=4, n_layers=2))
@@ -10,14 +11,16 @@ Shapes: B batch, T sequence length, D = d_model, V vocabulary size.
 
 - `layer_norm` / `LayerNorm`: by hand, equal to `nn.LayerNorm` (tests).
 - `EncoderBlock`: self-attention + feed-forward, each with a residual; pre-norm
-  (`norm_first=True`, GPT-2 and most modern models) or post-norm (the 2017 paper, BERT). Equal to
-  `nn.TransformerEncoderLayer` with the same weights (`encoder_block_from_torch`).
+  (`norm_first=True`, GPT-2 and most modern models) or post-norm (the 2017 paper, BERT).
 - `DecoderBlock`: masked (causal) self-attention, cross-attention to the encoder's output
-  ("memory"), feed-forward. Equal to `nn.TransformerDecoderLayer`. Without cross-attention it
-  is a GPT block.
-- `EncoderDecoder` (the 2017 Transformer), `GPT` (decoder-only), `Bert` (encoder-only), each
-  with its own frozen config dataclass; `parameters_by_formula(config)` counts their parameters
-  by hand and the tests hold it equal to `count_parameters(model)`.
+  ("memory"), feed-forward; with `cross_attention=False`, a GPT block.
+- `block_from_torch`: PyTorch's encoder or decoder layer as our block, with the same weights.
+- `GPT` (decoder-only) and `EncoderDecoder` (the 2017 Transformer), each with its own frozen
+  config dataclass; `parameters_by_formula(config)` counts their parameters by hand and the
+  tests hold it equal to `count_parameters(model)`.
+- `check_config`, `check_ids`, `key_mask`: the checks every model's config and inputs pass.
+
+BERT (encoder-only) is `course_lib.bert`, built from these blocks.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def _check_common(
     return d_model, n_heads, d_ff, dropout
 
 
-def _check_config(config: object, int_fields: tuple[str, ...]) -> None:
+def check_config(config: object, int_fields: tuple[str, ...]) -> None:
     """Check a frozen config's sizes in __post_init__ and store them as int / float."""
     checked = {name: positive_int(getattr(config, name), name) for name in int_fields}
     common = ("d_model", "n_heads", "d_ff", "dropout")
@@ -182,8 +185,12 @@ class DecoderBlock(nn.Module):
     forward(x (B, T, D), memory (B, S, D) or None, mask=None, memory_mask=None, causal=True):
     self-attention sees positions 0..t only when causal (the causal mask is combined with
     `mask`, e.g. a (B, 1, 1, T) padding mask); cross-attention sees the memory where
-    memory_mask (broadcasting to (B, H, T, S)) is True. cross_attention=False drops the middle
-    sub-layer: a GPT block, which takes no memory. Returns (B, T, D).
+    memory_mask (broadcasting to (B, H, T, S)) is True. Returns (B, T, D).
+
+    cross_attention=False builds no middle sub-layer: a GPT block, which takes no memory (its
+    norms keep the names norm1 and norm3, as GPT checkpoints hold them). fast=True: attention by
+    `F.scaled_dot_product_attention`, norms by `F.layer_norm` (same parameters, same function);
+    rope=True rotates self-attention's queries and keys by position (`embeddings.rope_rotate`).
     """
 
     def __init__(
@@ -197,18 +204,25 @@ class DecoderBlock(nn.Module):
         eps: float = 1e-5,
         cross_attention: bool = True,
         bias: bool = True,
+        fast: bool = False,
+        rope: bool = False,
     ):
         super().__init__()
         d_model, n_heads, d_ff, dropout = _check_common(d_model, n_heads, d_ff, dropout, activation)
         self.d_model, self.norm_first = d_model, norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
-        self.norm1 = LayerNorm(d_model, eps, bias=bias)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout)
-        self.norm2 = LayerNorm(d_model, eps, bias=bias)
-        if not cross_attention:
-            self.cross_attn = self.norm2 = None
+
+        def attention() -> MultiHeadAttention:
+            return MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast)
+
+        def norm() -> LayerNorm:
+            return LayerNorm(d_model, eps, fused=fast, bias=bias)
+
+        self.self_attn, self.norm1 = attention(), norm()
+        # MultiHeadAttention takes no rotary argument: its attribute is set here, at construction
+        self.self_attn.rotary = rope_rotate if rope else None
+        self.cross_attn, self.norm2 = (attention(), norm()) if cross_attention else (None, None)
         self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias=bias)
-        self.norm3 = LayerNorm(d_model, eps, bias=bias)
+        self.norm3 = norm()
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -259,69 +273,43 @@ def _copy_mha(ours: MultiHeadAttention, theirs: nn.MultiheadAttention) -> None:
     ours.out_proj.bias.copy_(theirs.out_proj.bias)
 
 
-def _copy_common(ours: nn.Module, layer: nn.Module, norms: list[tuple[str, str]]) -> None:
-    ours.ffn.fc1.load_state_dict(layer.linear1.state_dict())
-    ours.ffn.fc2.load_state_dict(layer.linear2.state_dict())
-    for mine, theirs in norms:
-        getattr(ours, mine).load_state_dict(getattr(layer, theirs).state_dict())
+def block_from_torch(
+    layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer,
+) -> EncoderBlock | DecoderBlock:
+    """Our block with the weights (and norm_first, activation, eps, dropout) of a PyTorch layer.
 
-
-def encoder_block_from_torch(layer: nn.TransformerEncoderLayer) -> EncoderBlock:
-    """An EncoderBlock with the weights (and norm_first, activation, eps) of a torch layer."""
-    if not isinstance(layer, nn.TransformerEncoderLayer):
-        raise TypeError(f"layer must be nn.TransformerEncoderLayer, got {type(layer).__name__}")
-    if not layer.self_attn.batch_first:
-        raise ValueError("layer must be built with batch_first=True (the course's layout)")
-    block = EncoderBlock(
-        layer.self_attn.embed_dim,
-        layer.self_attn.num_heads,
-        layer.linear1.out_features,
-        dropout=layer.dropout.p,
-        activation=_torch_activation(layer),
-        norm_first=layer.norm_first,
-        eps=layer.norm1.eps,
-    )
-    with torch.no_grad():
-        _copy_mha(block.attn, layer.self_attn)
-        _copy_common(block, layer, [("norm1", "norm1"), ("norm2", "norm2")])
-    return block
-
-
-def decoder_block_from_torch(layer: nn.TransformerDecoderLayer) -> DecoderBlock:
-    """A DecoderBlock with the weights of a torch nn.TransformerDecoderLayer."""
-    if not isinstance(layer, nn.TransformerDecoderLayer):
-        raise TypeError(f"layer must be nn.TransformerDecoderLayer, got {type(layer).__name__}")
-    if not layer.self_attn.batch_first:
-        raise ValueError("layer must be built with batch_first=True (the course's layout)")
-    block = DecoderBlock(
-        layer.self_attn.embed_dim,
-        layer.self_attn.num_heads,
-        layer.linear1.out_features,
-        dropout=layer.dropout.p,
-        activation=_torch_activation(layer),
-        norm_first=layer.norm_first,
-        eps=layer.norm1.eps,
-    )
-    with torch.no_grad():
-        _copy_mha(block.self_attn, layer.self_attn)
-        _copy_mha(block.cross_attn, layer.multihead_attn)
-        _copy_common(block, layer, [("norm1", "norm1"), ("norm2", "norm2"), ("norm3", "norm3")])
-    return block
-
-
-def shift_right(targets: torch.Tensor, start_id: int) -> torch.Tensor:
-    """The decoder's input for teacher forcing: (B, T) targets -> (B, T) [start, t_0..t_{T-2}].
-
-    At position t the decoder sees the targets before t and must predict targets[:, t]; fed
-    the targets themselves (unshifted) it could copy the answer.
+    An `nn.TransformerEncoderLayer` gives an EncoderBlock; an `nn.TransformerDecoderLayer` gives
+    a DecoderBlock, whose cross_attn takes the layer's `multihead_attn`. batch_first layers only.
     """
-    if targets.dim() != 2:
-        raise ValueError(f"targets must be (batch, seq), got shape {tuple(targets.shape)}")
-    start = torch.full_like(targets[:, :1], start_id)
-    return torch.cat([start, targets[:, :-1]], dim=1)
+    cross = isinstance(layer, nn.TransformerDecoderLayer)
+    if not cross and not isinstance(layer, nn.TransformerEncoderLayer):
+        raise TypeError(
+            "layer must be nn.TransformerEncoderLayer or nn.TransformerDecoderLayer, got "
+            f"{type(layer).__name__}"
+        )
+    if not layer.self_attn.batch_first:
+        raise ValueError("layer must be built with batch_first=True (the course's layout)")
+    sizes = (layer.self_attn.embed_dim, layer.self_attn.num_heads, layer.linear1.out_features)
+    options = {
+        "dropout": layer.dropout.p,
+        "activation": _torch_activation(layer),
+        "norm_first": layer.norm_first,
+        "eps": layer.norm1.eps,
+    }
+    block = DecoderBlock(*sizes, **options) if cross else EncoderBlock(*sizes, **options)
+    with torch.no_grad():
+        _copy_mha(block.self_attn if cross else block.attn, layer.self_attn)
+        if cross:
+            _copy_mha(block.cross_attn, layer.multihead_attn)
+        block.ffn.fc1.load_state_dict(layer.linear1.state_dict())
+        block.ffn.fc2.load_state_dict(layer.linear2.state_dict())
+        for name in ("norm1", "norm2", "norm3") if cross else ("norm1", "norm2"):
+            getattr(block, name).load_state_dict(getattr(layer, name).state_dict())
+    return block
 
 
-def _check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "ids") -> None:
+def check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "ids") -> None:
+    """ids: an integer (B, T) tensor with 1 <= T <= max_len, every id in [0, vocab_size)."""
     if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.long, torch.int):
         raise TypeError(f"{name} must be an integer tensor of token ids (batch, seq)")
     if ids.dim() != 2:
@@ -337,8 +325,9 @@ def _check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "id
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
 
 
-def _key_mask(attention_mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
-    """(B, T) 1/0 -> (B, 1, 1, T) bool key mask; checked against ids' shape."""
+def key_mask(attention_mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) 1/0 -> (B, 1, 1, T) bool key mask, True = a real token; checked against ids'
+    shape. None stays None: every position is real."""
     if attention_mask is None:
         return None
     if attention_mask.shape != ids.shape:
@@ -378,15 +367,13 @@ class GPTConfig:
     position: str = "learned"
 
     def __post_init__(self):
-        _check_config(self, ("vocab_size", "block_size", "n_layers"))
-        if self.init_std is not None:
-            if isinstance(self.init_std, bool) or not isinstance(self.init_std, int | float):
-                raise TypeError(
-                    "init_std must be a positive number or None, got "
-                    f"{type(self.init_std).__name__} {self.init_std!r}"
-                )
-            if not self.init_std > 0:
-                raise ValueError(f"init_std must be a positive number, got {self.init_std!r}")
+        check_config(self, ("vocab_size", "block_size", "n_layers"))
+        std = self.init_std
+        if std is not None and (isinstance(std, bool) or not isinstance(std, int | float)):
+            kind = type(std).__name__
+            raise TypeError(f"init_std must be a positive number or None, got {kind} {std!r}")
+        if std is not None and not std > 0:
+            raise ValueError(f"init_std must be a positive number, got {std!r}")
         if self.position not in ("learned", "rope"):
             raise ValueError(f"position must be 'learned' or 'rope', got {self.position!r}")
         if self.position == "rope" and (self.d_model // self.n_heads) % 2:
@@ -397,9 +384,12 @@ class GPTConfig:
 
 
 class GPT(nn.Module):
-    """Token + learned position embeddings, n_layers pre-norm causal blocks, a final norm,
-    a linear layer to the vocabulary. forward(ids (B, T), attention_mask (B, T) or None) ->
-    logits (B, T, V): row t scores the token that follows ids[:, t]."""
+    """Token embeddings (plus a learned position table, or RoPE inside attention), n_layers
+    pre-norm causal blocks, a final norm, a linear layer to the vocabulary.
+
+    forward(ids (B, T), attention_mask (B, T) or None) -> logits (B, T, V): row t scores the
+    token that follows ids[:, t]. The config's options (fast, position, bias) go to the
+    constructors of the layers built here."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -409,31 +399,13 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_emb = nn.Embedding(c.block_size, c.d_model) if c.position == "learned" else None
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            DecoderBlock(
-                c.d_model,
-                c.n_heads,
-                c.d_ff,
-                c.dropout,
-                c.activation,
-                cross_attention=False,
-                bias=c.bias,
-            )
-            for _ in range(c.n_layers)
-        )
-        self.norm = LayerNorm(c.d_model, bias=c.bias)
+        sizes = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation)
+        options = dict(cross_attention=False, bias=c.bias, fast=c.fast, rope=c.position == "rope")
+        self.blocks = nn.ModuleList(DecoderBlock(*sizes, **options) for _ in range(c.n_layers))
+        self.norm = LayerNorm(c.d_model, fused=c.fast, bias=c.bias)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
-        if c.fast:
-            for m in self.modules():
-                if isinstance(m, LayerNorm):
-                    m.fused = True
-                elif isinstance(m, MultiHeadAttention):
-                    m.fast = True
-        if c.position == "rope":
-            for block in self.blocks:
-                block.self_attn.rotary = rope_rotate
         if c.init_std is not None:
             self._init_gpt2(c.init_std)
 
@@ -454,137 +426,15 @@ class GPT(nn.Module):
     def forward(
         self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        _check_ids(ids, self.config.vocab_size, self.config.block_size)
+        check_ids(ids, self.config.vocab_size, self.config.block_size)
         x = self.tok_emb(ids)  # (B, T, D)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(ids.shape[1], device=ids.device))
         x = self.drop(x)
-        mask = _key_mask(attention_mask, ids)
+        mask = key_mask(attention_mask, ids)
         for block in self.blocks:
             x = block(x, mask=mask)
         return self.head(self.norm(x))  # (B, T, V)
-
-
-# ====================================================================== BERT (encoder-only)
-
-
-@dataclass(frozen=True)
-class BertConfig:
-    """An encoder-only Transformer; the defaults are all-MiniLM-L6-v2's."""
-
-    vocab_size: int = 30522
-    max_position: int = 512
-    type_vocab_size: int = 2
-    d_model: int = 384
-    n_heads: int = 12
-    n_layers: int = 6
-    d_ff: int = 1536
-    dropout: float = 0.0
-    activation: str = "gelu"
-    eps: float = 1e-12
-    pooler: bool = True
-
-    def __post_init__(self):
-        _check_config(self, ("vocab_size", "max_position", "type_vocab_size", "n_layers"))
-
-    @classmethod
-    def from_hf(cls, cfg: dict) -> BertConfig:
-        """From a Hugging Face BERT config.json dict (the fields the course's model uses)."""
-        if cfg.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError("only absolute position embeddings are supported")
-        return cls(
-            vocab_size=cfg["vocab_size"],
-            max_position=cfg["max_position_embeddings"],
-            type_vocab_size=cfg["type_vocab_size"],
-            d_model=cfg["hidden_size"],
-            n_heads=cfg["num_attention_heads"],
-            n_layers=cfg["num_hidden_layers"],
-            d_ff=cfg["intermediate_size"],
-            activation={"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh"}[cfg["hidden_act"]],
-            eps=cfg["layer_norm_eps"],
-        )
-
-
-@dataclass
-class BertOutput:
-    """last_hidden_state (B, T, D); hidden_states: the embeddings' output and each layer's,
-    n_layers + 1 tensors of (B, T, D); pooler_output (B, D) or None."""
-
-    last_hidden_state: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...]
-    pooler_output: torch.Tensor | None
-
-
-class BertEmbeddings(nn.Module):
-    """word + position + token-type embeddings, then layer norm and dropout: (B, T) -> (B, T, D)."""
-
-    def __init__(self, c: BertConfig):
-        super().__init__()
-        self.word = nn.Embedding(c.vocab_size, c.d_model)
-        self.position = nn.Embedding(c.max_position, c.d_model)
-        self.token_type = nn.Embedding(c.type_vocab_size, c.d_model)
-        self.norm = LayerNorm(c.d_model, c.eps)
-        self.drop = nn.Dropout(c.dropout)
-
-    def forward(self, ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        pos = torch.arange(ids.shape[1], device=ids.device)
-        x = self.word(ids) + self.position(pos) + self.token_type(token_type_ids)
-        return self.drop(self.norm(x))
-
-
-class Bert(nn.Module):
-    """BERT: an encoder-only Transformer with post-norm blocks (norm after each residual).
-
-    forward(input_ids (B, T), attention_mask (B, T) 1/0 or None, token_type_ids (B, T) or None)
-    -> BertOutput. One vector per position comes out, not one per text: a sentence vector is
-    a pooling of them (mean over real tokens, or the pooler on [CLS]).
-    """
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        if not isinstance(config, BertConfig):
-            raise TypeError(f"config must be a BertConfig, got {type(config).__name__}")
-        c = self.config = config
-        self.embeddings = BertEmbeddings(c)
-        self.layers = nn.ModuleList(
-            EncoderBlock(
-                c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation, norm_first=False, eps=c.eps
-            )
-            for _ in range(c.n_layers)
-        )
-        self.pooler = nn.Linear(c.d_model, c.d_model) if c.pooler else None
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> BertOutput:
-        c = self.config
-        _check_ids(input_ids, c.vocab_size, c.max_position, "input_ids")
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        elif token_type_ids.shape != input_ids.shape:
-            raise ValueError("token_type_ids must have the shape of input_ids")
-        mask = _key_mask(attention_mask, input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
-        hidden = [x]
-        for layer in self.layers:
-            x = layer(x, mask=mask)
-            hidden.append(x)
-        pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
-        return BertOutput(x, tuple(hidden), pooled)
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average of the vectors of real tokens: hidden (B, T, D), attention_mask (B, T) -> (B, D)."""
-    if hidden.dim() != 3 or attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"hidden (B, T, D) and attention_mask (B, T) must agree, got "
-            f"{tuple(hidden.shape)} and {tuple(attention_mask.shape)}"
-        )
-    m = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
 # ====================================================================== encoder-decoder
@@ -607,10 +457,22 @@ class EncoderDecoderConfig:
     norm_first: bool = True
 
     def __post_init__(self):
-        _check_config(
+        check_config(
             self,
             ("src_vocab_size", "tgt_vocab_size", "max_len", "n_encoder_layers", "n_decoder_layers"),
         )
+
+
+def shift_right(targets: torch.Tensor, start_id: int) -> torch.Tensor:
+    """The decoder's input for teacher forcing: (B, T) targets -> (B, T) [start, t_0..t_{T-2}].
+
+    At position t the decoder sees the targets before t and must predict targets[:, t]; fed
+    the targets themselves (unshifted) it could copy the answer.
+    """
+    if targets.dim() != 2:
+        raise ValueError(f"targets must be (batch, seq), got shape {tuple(targets.shape)}")
+    start = torch.full_like(targets[:, :1], start_id)
+    return torch.cat([start, targets[:, :-1]], dim=1)
 
 
 class EncoderDecoder(nn.Module):
@@ -637,10 +499,10 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
-        _check_ids(src, c.src_vocab_size, c.max_len, "src")
+        check_ids(src, c.src_vocab_size, c.max_len, "src")
         pos = torch.arange(src.shape[1], device=src.device)
         x = self.src_emb(src) + self.src_pos(pos)
-        mask = _key_mask(src_mask, src)
+        mask = key_mask(src_mask, src)
         for block in self.encoder:
             x = block(x, mask=mask)
         return self.enc_norm(x)
@@ -653,13 +515,11 @@ class EncoderDecoder(nn.Module):
         tgt_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c = self.config
-        _check_ids(tgt_in, c.tgt_vocab_size, c.max_len, "tgt_in")
+        check_ids(tgt_in, c.tgt_vocab_size, c.max_len, "tgt_in")
         pos = torch.arange(tgt_in.shape[1], device=tgt_in.device)
         x = self.tgt_emb(tgt_in) + self.tgt_pos(pos)
-        memory_mask = None
-        if src_mask is not None:
-            memory_mask = src_mask.bool()[:, None, None, :]
-        mask = _key_mask(tgt_mask, tgt_in)
+        memory_mask = None if src_mask is None else src_mask.bool()[:, None, None, :]
+        mask = key_mask(tgt_mask, tgt_in)
         for block in self.decoder:
             x = block(x, memory, mask=mask, memory_mask=memory_mask, causal=True)
         return self.head(self.dec_norm(x))
@@ -682,24 +542,27 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _attention_params(d: int) -> int:
-    return 4 * (d * d + d)  # q, k, v, out: a (D, D) weight and a (D,) bias each
+def attention_parameters(d_model: int) -> int:
+    """q, k, v and output projections: a (D, D) weight and a (D,) bias each."""
+    return 4 * (d_model * d_model + d_model)
 
 
-def _ffn_params(d: int, d_ff: int) -> int:
-    return d * d_ff + d_ff + d_ff * d + d
+def feed_forward_parameters(d_model: int, d_ff: int) -> int:
+    """fc1: a (d_ff, D) weight and a (d_ff,) bias; fc2: a (D, d_ff) weight and a (D,) bias."""
+    return d_model * d_ff + d_ff + d_ff * d_model + d_model
 
 
-def parameters_by_formula(config: GPTConfig | BertConfig | EncoderDecoderConfig) -> int:
-    """The parameter count of the model a config describes, from its sizes alone."""
-    if not isinstance(config, GPTConfig | BertConfig | EncoderDecoderConfig):
+def parameters_by_formula(config: GPTConfig | EncoderDecoderConfig) -> int:
+    """The parameter count of the model a config describes, from its sizes alone (for a
+    BertConfig, `course_lib.bert.parameters_by_formula`)."""
+    if not isinstance(config, GPTConfig | EncoderDecoderConfig):
         raise TypeError(
-            f"config must be a GPTConfig, BertConfig or EncoderDecoderConfig, got "
-            f"{type(config).__name__}"
+            "config must be a GPTConfig or an EncoderDecoderConfig (a BertConfig: "
+            f"course_lib.bert.parameters_by_formula), got {type(config).__name__}"
         )
-    ln = 2 * config.d_model  # a layer norm: scale and shift
     d = config.d_model
-    enc_block = _attention_params(d) + _ffn_params(d, config.d_ff) + 2 * ln
+    ln = 2 * d  # a layer norm: scale and shift
+    enc_block = attention_parameters(d) + feed_forward_parameters(d, config.d_ff) + 2 * ln
     if isinstance(config, GPTConfig):
         block = enc_block  # self-attention, feed-forward, two norms: no cross-attention
         if not config.bias:  # 4 attention biases (D), fc1 (d_ff), fc2 (D), 2 norm shifts (D)
@@ -708,19 +571,9 @@ def parameters_by_formula(config: GPTConfig | BertConfig | EncoderDecoderConfig)
         head = 0 if config.tie_weights else config.vocab_size * d
         positions = config.block_size * d if config.position == "learned" else 0
         return config.vocab_size * d + positions + config.n_layers * block + ln + head
-    if isinstance(config, BertConfig):
-        embeddings = (config.vocab_size + config.max_position + config.type_vocab_size) * d + ln
-        pooler = d * d + d if config.pooler else 0
-        return embeddings + config.n_layers * enc_block + pooler
-    # EncoderDecoderConfig
-    dec_block = enc_block + _attention_params(d) + ln  # plus cross-attention and its norm
+    dec_block = enc_block + attention_parameters(d) + ln  # plus cross-attention and its norm
     embeddings = (config.src_vocab_size + config.tgt_vocab_size + 2 * config.max_len) * d
     final_norms = 2 * ln if config.norm_first else 0
     head = d * config.tgt_vocab_size + config.tgt_vocab_size
-    return (
-        embeddings
-        + config.n_encoder_layers * enc_block
-        + config.n_decoder_layers * dec_block
-        + final_norms
-        + head
-    )
+    blocks = config.n_encoder_layers * enc_block + config.n_decoder_layers * dec_block
+    return embeddings + blocks + final_norms + head

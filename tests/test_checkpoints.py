@@ -123,9 +123,9 @@ def test_the_trainer_and_a_notebook_share_one_format(trained):
     model, tok = C.load_model(trained)  # what `python -m course_lib.generate` does
     assert isinstance(model, transformer.GPT) and tok.vocab_size == model.config.vocab_size
     assert all(torch.equal(model.state_dict()[k], v) for k, v in payload["state_dict"].items())
-    # the trainer's names are the module's, so older code and notebooks keep working
+    # the trainer's names are the module's (train.load_checkpoint reads a run's ckpt.pt)
     assert T.CheckpointError is C.CheckpointError and issubclass(C.CheckpointError, ValueError)
-    assert (T.load_checkpoint, T.save_checkpoint) == (C.load_checkpoint, C.save_checkpoint)
+    assert T.load_checkpoint is C.load_checkpoint
 
 
 def test_one_save_checkpoint_and_one_load_checkpoint_in_course_lib():
@@ -152,8 +152,8 @@ def test_truncated_or_corrupt_checkpoints_are_detected(trained, tmp_path):
     raw = trained.read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(T.CheckpointError, match=r"truncated.pt is truncated or corrupt"):
-        T.load_checkpoint(truncated)
+    with pytest.raises(C.CheckpointError, match=r"truncated.pt is truncated or corrupt"):
+        C.load_checkpoint(truncated)
     # flip bytes inside the largest tensor's storage: the zip still opens, the digest does not
     payload = torch.load(trained, weights_only=True)
     biggest = max(payload["state_dict"].values(), key=lambda t: t.numel())
@@ -163,20 +163,20 @@ def test_truncated_or_corrupt_checkpoints_are_detected(trained, tmp_path):
     flipped[at : at + 4] = bytes(b ^ 0xFF for b in flipped[at : at + 4])
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(bytes(flipped))
-    with pytest.raises(T.CheckpointError, match=r"corrupt"):
-        T.load_checkpoint(corrupt)
+    with pytest.raises(C.CheckpointError, match=r"corrupt"):
+        C.load_checkpoint(corrupt)
     # generate's loader used to skip the digest: a model from a corrupt file is refused too
     with pytest.raises(C.CheckpointError, match=r"corrupt.pt is corrupt: .* digest"):
         C.load_model(corrupt)
-    with pytest.raises(T.CheckpointError, match="no checkpoint at"):
-        T.load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(C.CheckpointError, match="no checkpoint at"):
+        C.load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_a_failed_write_never_replaces_the_last_good_checkpoint(trained, tmp_path, monkeypatch):
     good = tmp_path / "ckpt.pt"
     shutil.copy(trained, good)
     before = good.read_bytes()
-    payload = T.load_checkpoint(good)
+    payload = C.load_checkpoint(good)
     payload.pop("digest")
     real_save = torch.save
 
@@ -185,15 +185,15 @@ def test_a_failed_write_never_replaces_the_last_good_checkpoint(trained, tmp_pat
         Path(f).write_bytes(Path(f).read_bytes()[:1000])
 
     monkeypatch.setattr(torch, "save", half_write)
-    with pytest.raises(T.CheckpointError):
-        T.save_checkpoint(good, payload)
+    with pytest.raises(C.CheckpointError):
+        C.save_checkpoint(good, payload)
 
     def crash(obj, f):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="No space left"):
-        T.save_checkpoint(good, payload)
+        C.save_checkpoint(good, payload)
     assert good.read_bytes() == before
     assert not list(good.parent.glob("*.tmp"))
 

@@ -87,9 +87,17 @@ def test_profile_builds_only_on_device():
     assert GRAPH["profile"] <= {"device", BASE}
 
 
-def test_train_sits_on_top():
-    assert not [m for m, deps in GRAPH.items() if "train" in deps], "nothing imports the trainer"
-    allowed = {
+# The trainer, split by what a reader looks for: the loop (train), its config and presets, its
+# data and evaluation, the state a checkpoint saves and restores, the run card, and DDP.
+TRAINER = {"train", "train_config", "train_data", "train_state", "run_card", "ddp"}
+
+
+def test_the_trainer_sits_on_top():
+    assert TRAINER <= set(GRAPH), sorted(TRAINER - set(GRAPH))
+    users = {m for m, deps in GRAPH.items() if deps & TRAINER and m not in TRAINER}
+    assert not users, f"only the trainer's own modules import it: {sorted(users)}"
+    assert not [m for m, deps in GRAPH.items() if "train" in deps], "nothing imports the loop"
+    below = {
         "checkpoints",
         "data",
         "device",
@@ -100,5 +108,13 @@ def test_train_sits_on_top():
         "transformer",
         BASE,
     }
-    assert GRAPH["train"] <= allowed
-    assert "profile" not in GRAPH["train"]  # the trainer takes a config, not the notebook profile
+    for m in sorted(TRAINER):
+        assert GRAPH[m] <= below | TRAINER, f"{m} imports {sorted(GRAPH[m] - below - TRAINER)}"
+        assert "profile" not in GRAPH[m]  # the trainer takes a config, not the notebook profile
+
+
+def test_bert_builds_on_the_transformer():
+    assert GRAPH["bert"] <= {"transformer", "attention", "embeddings", BASE}
+    assert "bert" not in GRAPH["transformer"]
+    users = {m for m, deps in GRAPH.items() if "bert" in deps}
+    assert users <= {"pretrained"}, sorted(users)

@@ -1,11 +1,11 @@
-"""all-MiniLM-L6-v2's weights in course_lib.transformer.Bert equal the reference libraries."""
+"""all-MiniLM-L6-v2's weights in course_lib.bert.Bert equal the reference libraries."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from course_lib import pretrained
+from course_lib import bert, pretrained
 from course_lib import transformer as T
 from course_lib.tokenizers import WordPieceTokenizer
 
@@ -57,7 +57,7 @@ def test_every_checkpoint_tensor_has_a_home_and_every_parameter_a_tensor():
     state = load_file(str(pretrained.minilm_dir() / "model.safetensors"))
     names = pretrained.minilm_name_map(6)
     assert set(state) - pretrained.NOT_WEIGHTS == set(names)
-    model = T.Bert(T.BertConfig())
+    model = bert.Bert(bert.BertConfig())
     assert set(names.values()) == set(model.state_dict())
     for hf, ours in names.items():
         assert state[hf].shape == model.state_dict()[ours].shape, hf
@@ -98,7 +98,7 @@ def test_hidden_states_equal_on_real_tokens(outputs, batch):
 def test_sentence_embeddings_equal(models, outputs, batch):
     _, reference = models
     ours, _ = outputs
-    vectors = F.normalize(T.mean_pool(ours.last_hidden_state, batch[1]), dim=-1)
+    vectors = F.normalize(bert.mean_pool(ours.last_hidden_state, batch[1]), dim=-1)
     ref = reference.encode(SENTENCES, convert_to_tensor=True)
     torch.testing.assert_close(vectors, ref, rtol=0, atol=ATOL)
     torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(len(SENTENCES)))

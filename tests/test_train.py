@@ -20,7 +20,16 @@ import pytest
 import torch
 
 import notebooks as nbtools
-from course_lib import checkpoints, optim, transformer
+from course_lib import (
+    checkpoints,
+    ddp,
+    optim,
+    run_card,
+    train_config,
+    train_data,
+    train_state,
+    transformer,
+)
 from course_lib import data as course_data
 from course_lib import device as course_device
 from course_lib import train as T
@@ -93,7 +102,7 @@ def cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 def set_args(config: T.TrainConfig) -> list[str]:
     """A config as `--set key=value` arguments for the command line."""
     out = []
-    for f in T.fields(T.TrainConfig):
+    for f in dataclasses.fields(T.TrainConfig):
         value = getattr(config, f.name)
         if value != getattr(T.PRESETS["ci"], f.name) and f.name != "sample_prompt":
             out += ["--set", f"{f.name}={'none' if value is None else value}"]
@@ -232,13 +241,13 @@ def test_cli_refuses_bad_input_with_a_message(text_file, tmp_path):
 
 
 def test_step_windows_depend_only_on_seed_and_step():
-    a = T.step_starts(7, 5, 1000, 16, 8)
-    assert torch.equal(a, T.step_starts(7, 5, 1000, 16, 8))
-    assert not torch.equal(a, T.step_starts(7, 6, 1000, 16, 8))
-    assert not torch.equal(a, T.step_starts(8, 5, 1000, 16, 8))
+    a = train_data.step_starts(7, 5, 1000, 16, 8)
+    assert torch.equal(a, train_data.step_starts(7, 5, 1000, 16, 8))
+    assert not torch.equal(a, train_data.step_starts(7, 6, 1000, 16, 8))
+    assert not torch.equal(a, train_data.step_starts(8, 5, 1000, 16, 8))
     assert int(a.min()) >= 0 and int(a.max()) < 1000 - 16
     ids = torch.arange(100)
-    x, y = T.windows(ids, torch.tensor([0, 50]), 4)
+    x, y = train_data.windows(ids, torch.tensor([0, 50]), 4)
     assert x.tolist() == [[0, 1, 2, 3], [50, 51, 52, 53]]
     assert y.tolist() == [[1, 2, 3, 4], [51, 52, 53, 54]]
 
@@ -247,7 +256,7 @@ def test_step_windows_depend_only_on_seed_and_step():
 def test_ranks_and_micro_steps_partition_the_global_batch(batch, world, accum):
     seen = []
     for rank in range(world):
-        slices = T.rank_rows(batch, world, rank, accum)
+        slices = train_data.rank_rows(batch, world, rank, accum)
         assert len(slices) == accum
         sizes = {s.stop - s.start for s in slices}
         assert sizes == {batch // (world * accum)}  # equal micro-batches
@@ -257,12 +266,12 @@ def test_ranks_and_micro_steps_partition_the_global_batch(batch, world, accum):
 
 def test_unequal_micro_batches_are_refused():
     with pytest.raises(ValueError, match=r"divisible by world size x grad_accum \(3 x 1\)"):
-        T.rank_rows(8, 3, 0, 1)
+        train_data.rank_rows(8, 3, 0, 1)
 
 
 @pytest.mark.parametrize(("n_val", "block"), [(101, 10), (100, 10), (57, 8), (9, 8)])
 def test_full_validation_counts_every_target_exactly_once(n_val, block):
-    starts, mask = T.eval_plan(n_val, block, 0)
+    starts, mask = train_data.eval_plan(n_val, block, 0)
     counted = torch.zeros(n_val, dtype=torch.long)
     for s, m in zip(starts.tolist(), mask, strict=True):
         targets = torch.arange(s + 1, s + block + 1)
@@ -271,21 +280,21 @@ def test_full_validation_counts_every_target_exactly_once(n_val, block):
 
 
 def test_fixed_validation_windows_and_too_short_split():
-    starts, mask = T.eval_plan(1000, 16, 10)
+    starts, mask = train_data.eval_plan(1000, 16, 10)
     assert len(starts) == 10 and int(starts[0]) == 0 and int(starts[-1]) == 1000 - 17
     assert bool(mask.all())
     with pytest.raises(ValueError, match=r"block_size \(16\) is longer than the validation"):
-        T.eval_plan(16, 16, 0)
+        train_data.eval_plan(16, 16, 0)
 
 
 def test_flops_per_token_is_six_n_plus_attention():
     learned = T.model_config(T.preset("cpu", position="learned"), vocab_size=65)
     model = transformer.GPT(learned)
     n = transformer.count_parameters(model) - model.pos_emb.weight.numel()
-    assert T.flops_per_token(learned) == 6 * n + 12 * 4 * 128 * 64
+    assert train_config.flops_per_token(learned) == 6 * n + 12 * 4 * 128 * 64
     rope = T.model_config(T.preset("cpu"), vocab_size=65)  # no position table to leave out
     assert (
-        T.flops_per_token(rope)
+        train_config.flops_per_token(rope)
         == 6 * transformer.count_parameters(transformer.GPT(rope)) + 12 * 4 * 128 * 64
     )
 
@@ -463,7 +472,7 @@ def test_resume_drops_a_partial_last_metrics_line(text_file, tmp_path):
     assert [x["step"] for x in rows if x["kind"] == "train"] == list(range(1, 25))
     (out / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n{"kind": "tr\n{}\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl, line 2 is not JSON"):
-        T._read_metrics(out / "metrics.jsonl")
+        run_card.read_metrics(out / "metrics.jsonl")
 
 
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(text_file, tmp_path):
@@ -520,6 +529,74 @@ def test_sigterm_writes_a_checkpoint_and_exits_130(text_file, tmp_path):
     assert "checkpoint after this step" in err
     step = T.load_checkpoint(run / "ckpt.pt")["train"]["step"]
     assert 0 < step < 5000
+
+
+# ------------------------------------------------------------------------------ the saved state
+
+
+def _parts(config: T.TrainConfig, text_file: Path, seed: int) -> train_state.Parts:
+    """A model, optimizer and scaler for `config`, the optimizer after one step (its moments
+    are not zero), from weights drawn with `seed`."""
+    data = train_data.load_data(config)
+    torch.manual_seed(seed)
+    model = transformer.GPT(T.model_config(config, data.tokenizer.vocab_size))
+    optimizer = T.configure_optimizer(model, config, fused=False)
+    x, y = train_data.windows(data.train, torch.tensor([0, 100]), config.block_size)
+    T.lm_loss(model, x, y).backward()
+    optimizer.step()
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return train_state.Parts(config, model, data.tokenizer, optimizer, scaler)
+
+
+def test_the_train_state_round_trips_through_a_checkpoint(text_file, tmp_path):
+    """save_run and restore_run mirror each other: the state, the weights, the optimizer's
+    moments and the random-number state come back as they were saved."""
+    cfg = tiny(text_file)
+    saved = _parts(cfg, text_file, seed=1)
+    state = train_state.TrainState(7, 7 * 128, 1.25, 2.5, lr_schedule_steps=24)
+    path = tmp_path / T.CHECKPOINT_NAME
+    torch.manual_seed(123)
+    train_state.save_run(path, state, saved, ddp.Dist())
+    expected_draw = torch.rand(5)  # what the generator gives after the save
+    assert set(checkpoints.load_checkpoint(path)["train"]) == {
+        *dataclasses.asdict(state),
+        *("optimizer", "scaler", "rng", "world_size", "config"),
+    }
+    restored = _parts(cfg, text_file, seed=2)  # other weights, other moments, other RNG state
+    back = train_state.restore_run(path, restored, ddp.Dist(), log=quiet)
+    assert back == state and back is not state
+    assert torch.equal(torch.rand(5), expected_draw)
+    assert_same_weights(saved.model.state_dict(), restored.model.state_dict())
+    for p_saved, p_restored in zip(
+        saved.model.parameters(), restored.model.parameters(), strict=True
+    ):
+        a, b = saved.optimizer.state[p_saved], restored.optimizer.state[p_restored]
+        assert torch.equal(a["exp_avg"], b["exp_avg"])
+        assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
+
+
+def test_a_train_section_missing_a_field_is_refused_by_name(text_file, tmp_path):
+    cfg = tiny(text_file)
+    path = tmp_path / T.CHECKPOINT_NAME
+    train_state.save_run(path, train_state.TrainState.start(cfg), _parts(cfg, text_file, 1),
+                         ddp.Dist())  # fmt: skip
+    payload = checkpoints.load_checkpoint(path)
+    del payload["train"]["tokens_seen"]
+    checkpoints.save_checkpoint(path, payload)  # a valid file, digest and all
+    with pytest.raises(
+        T.CheckpointError, match=r"ckpt.pt lacks the field\(s\) 'train.tokens_seen'"
+    ):
+        train_state.restore_run(path, _parts(cfg, text_file, 1), ddp.Dist(), log=quiet)
+
+
+def test_torch_settings_hands_back_the_thread_count_after_a_failure():
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    with pytest.raises(RuntimeError, match="boom"):
+        with T.torch_settings(wanted, tf32=False):
+            assert torch.get_num_threads() == wanted
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
 
 
 # ------------------------------------------------------------------------------ failures

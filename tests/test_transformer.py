@@ -1,4 +1,6 @@
-"""course_lib.transformer against PyTorch's layers: forward, backward, masks, configs, counts."""
+"""course_lib.transformer against PyTorch's layers: forward, backward, masks, configs, counts.
+
+BERT (course_lib.bert) has its own file, test_bert.py."""
 
 import math
 from pathlib import Path
@@ -11,6 +13,8 @@ from torch import nn
 
 import notebooks as nbtools
 from course_lib import transformer as T
+from course_lib.attention import MultiHeadAttention
+from course_lib.embeddings import rope_rotate
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -71,7 +75,7 @@ def test_encoder_block_equals_torch(norm_first, activation):
     ref = nn.TransformerEncoderLayer(
         d, h, ff, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
     )
-    ours = T.encoder_block_from_torch(ref)
+    ours = T.block_from_torch(ref)
     x = torch.randn(2, 5, d, requires_grad=True)
     close(ours(x), ref(x), atol=1e-5)
     # gradients of the input and of matching parameters
@@ -89,7 +93,7 @@ def test_encoder_block_equals_torch(norm_first, activation):
 def test_encoder_block_padding_mask_batch_one_and_odd_lengths():
     torch.manual_seed(2)
     ref = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
-    ours = T.encoder_block_from_torch(ref)
+    ours = T.block_from_torch(ref)
     for b, t in [(1, 1), (1, 7), (3, 5)]:
         x = torch.randn(b, t, 8)
         lengths = torch.randint(1, t + 1, (b,))
@@ -107,7 +111,7 @@ def test_decoder_block_equals_torch(norm_first):
     ref = nn.TransformerDecoderLayer(
         d, h, ff, dropout=0.0, activation="gelu", batch_first=True, norm_first=norm_first
     )
-    ours = T.decoder_block_from_torch(ref)
+    ours = T.block_from_torch(ref)
     y = torch.randn(2, 5, d, requires_grad=True)
     memory = torch.randn(2, 7, d, requires_grad=True)
     mem_am = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
@@ -139,6 +143,61 @@ def test_decoder_block_is_causal_and_checks_memory():
         blk(y, torch.randn(2, 3, 8))
 
 
+def test_a_block_without_cross_attention_builds_none(monkeypatch):
+    """A GPT block builds one attention, not a cross-attention it then throws away."""
+    built = []
+
+    class Counted(MultiHeadAttention):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(T, "MultiHeadAttention", Counted)
+    gpt_block = T.DecoderBlock(8, 2, 16, cross_attention=False)
+    assert built == [gpt_block.self_attn]
+    assert gpt_block.cross_attn is None and gpt_block.norm2 is None
+    built.clear()
+    block = T.DecoderBlock(8, 2, 16)
+    assert built == [block.self_attn, block.cross_attn]
+
+
+def test_gpt_state_dict_keys_are_the_checkpoints_keys():
+    """Saved checkpoints load by name: a GPT block keeps norm1 and norm3 (no norm2)."""
+    gpt = T.GPT(T.GPTConfig(37, 11, 12, 3, 1, 20, tie_weights=False))
+    block = [
+        f"blocks.0.{name}.{p}"
+        for name in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                     "self_attn.out_proj", "norm1", "ffn.fc1", "ffn.fc2", "norm3")
+        for p in ("weight", "bias")
+    ]  # fmt: skip
+    want = ["tok_emb.weight", "pos_emb.weight", *block, "norm.weight", "norm.bias", "head.weight"]
+    assert list(gpt.state_dict()) == want
+    rope = T.GPT(T.GPTConfig(37, 11, 12, 3, 1, 20, tie_weights=False, position="rope"))
+    assert list(rope.state_dict()) == [k for k in want if k != "pos_emb.weight"]
+
+
+def test_fast_and_rope_are_constructor_arguments(monkeypatch):
+    """GPT passes fast and position to the layers it builds; nothing is switched on afterwards."""
+    seen = []
+
+    class Recorded(MultiHeadAttention):
+        def __init__(self, *args, fast=False, **kwargs):
+            super().__init__(*args, fast=fast, **kwargs)
+            seen.append(fast)
+
+    monkeypatch.setattr(T, "MultiHeadAttention", Recorded)
+    gpt = T.GPT(T.GPTConfig(37, 11, 12, 3, 2, 20, fast=True, position="rope"))
+    assert seen == [True, True]  # each block's attention was built fast
+    norms = [m for m in gpt.modules() if isinstance(m, T.LayerNorm)]
+    assert len(norms) == 5 and all(n.fused for n in norms)
+    assert all(b.self_attn.rotary is rope_rotate for b in gpt.blocks)
+    block = T.DecoderBlock(12, 3, 20, cross_attention=False, fast=True, rope=True)
+    assert block.self_attn.fast and block.norm1.fused and block.norm3.fused
+    assert block.self_attn.rotary is rope_rotate
+    plain = T.DecoderBlock(12, 3, 20)
+    assert not plain.self_attn.fast and not plain.norm1.fused and plain.self_attn.rotary is None
+
+
 def test_block_shape_and_config_errors():
     with pytest.raises(ValueError, match="not divisible by n_heads=5"):
         T.EncoderBlock(12, 5, 24)
@@ -148,10 +207,19 @@ def test_block_shape_and_config_errors():
         T.FeedForward(12, 24, dropout=1.0)
     with pytest.raises(ValueError, match=r"x must be \(batch, seq, 12\), got shape \(2, 5, 8\)"):
         T.EncoderBlock(12, 3, 24)(torch.randn(2, 5, 8))
-    with pytest.raises(TypeError, match="nn.TransformerEncoderLayer"):
-        T.encoder_block_from_torch(nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="nn.TransformerEncoderLayer or nn.TransformerDecoderLayer"):
+        T.block_from_torch(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="batch_first=True"):
-        T.encoder_block_from_torch(nn.TransformerEncoderLayer(8, 2))
+        T.block_from_torch(nn.TransformerEncoderLayer(8, 2))
+    with pytest.raises(ValueError, match="batch_first=True"):
+        T.block_from_torch(nn.TransformerDecoderLayer(8, 2))
+
+
+def test_block_from_torch_builds_the_matching_block():
+    enc = T.block_from_torch(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.25, batch_first=True))
+    dec = T.block_from_torch(nn.TransformerDecoderLayer(8, 2, 16, batch_first=True))
+    assert type(enc) is T.EncoderBlock and type(dec) is T.DecoderBlock
+    assert dec.cross_attn is not None and enc.drop.p == 0.25
 
 
 # ------------------------------------------------------------------ models, configs, counts
@@ -161,14 +229,12 @@ def small_configs():
     return [
         T.GPTConfig(vocab_size=37, block_size=11, d_model=12, n_heads=3, n_layers=2, d_ff=20),
         T.GPTConfig(37, 11, 12, 3, 1, 20, tie_weights=False, activation="gelu_tanh"),
-        T.BertConfig(vocab_size=50, max_position=16, d_model=8, n_heads=2, n_layers=2, d_ff=12),
-        T.BertConfig(50, 16, 3, 8, 2, 1, 12, pooler=False),
         T.EncoderDecoderConfig(30, 41, 13, 8, 2, 2, 3, 16),
         T.EncoderDecoderConfig(30, 41, 13, 8, 2, 1, 1, 16, norm_first=False),
     ]
 
 
-MODELS = {T.GPTConfig: T.GPT, T.BertConfig: T.Bert, T.EncoderDecoderConfig: T.EncoderDecoder}
+MODELS = {T.GPTConfig: T.GPT, T.EncoderDecoderConfig: T.EncoderDecoder}
 
 
 @pytest.mark.parametrize("cfg", small_configs(), ids=lambda c: type(c).__name__)
@@ -180,7 +246,6 @@ def test_parameter_count_formula(cfg):
 def test_known_parameter_counts():
     gpt2 = T.GPTConfig(50257, 1024, 768, 12, 12, 3072)
     assert T.parameters_by_formula(gpt2) == 124_439_808  # GPT-2 small
-    assert T.parameters_by_formula(T.BertConfig()) == 22_713_216  # all-MiniLM-L6-v2
     with pytest.raises(TypeError, match="config must be"):
         T.parameters_by_formula({"d_model": 4})
 
@@ -204,8 +269,8 @@ def test_gpt_shapes_causality_and_tying():
         gpt(torch.full((1, 3), 37))
     with pytest.raises(TypeError, match="integer tensor"):
         gpt(torch.zeros(1, 3))
-    with pytest.raises(TypeError, match="GPTConfig"):
-        T.GPT(T.BertConfig())
+    with pytest.raises(TypeError, match="config must be a GPTConfig, got EncoderDecoderConfig"):
+        T.GPT(T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8))
 
 
 def test_encoder_decoder_shapes_and_shift():
@@ -226,31 +291,11 @@ def test_encoder_decoder_shapes_and_shift():
         T.shift_right(torch.zeros(3, dtype=torch.long), 0)
 
 
-def test_bert_hidden_states_mask_and_pooling():
-    torch.manual_seed(7)
-    cfg = T.BertConfig(vocab_size=50, max_position=16, d_model=8, n_heads=2, n_layers=3, d_ff=12)
-    bert = T.Bert(cfg).eval()
-    ids = torch.randint(5, 50, (2, 6))
-    am = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
-    out = bert(ids, am)
-    assert len(out.hidden_states) == 4 and out.last_hidden_state.shape == (2, 6, 8)
-    assert out.pooler_output.shape == (2, 8)
-    alone = bert(ids[1:, :4]).last_hidden_state
-    close(out.last_hidden_state[1:, :4], alone, atol=1e-5)  # padding changes nothing real
-    pooled = T.mean_pool(out.last_hidden_state, am)
-    close(pooled[1], alone[0].mean(0), atol=1e-6)
-    with pytest.raises(ValueError, match="attention_mask shape"):
-        bert(ids, am[:, :3])
-    with pytest.raises(ValueError, match="must agree"):
-        T.mean_pool(out.last_hidden_state, am[:, :3])
-
-
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda: T.GPTConfig(0, 8, 8, 2, 1, 8), "vocab_size must be a positive integer, got 0"),
         (lambda: T.GPTConfig(10, 8, 10, 4, 1, 8), "not divisible"),
-        (lambda: T.BertConfig(n_layers=0), "n_layers must be a positive integer, got 0"),
         (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 0, 8), "n_decoder_layers"),
         (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8, dropout=-0.1), "dropout"),
         (lambda: T.FeedForward(8, 0), "d_ff must be a positive integer, got 0"),
@@ -269,7 +314,6 @@ def test_config_errors(make, message):
         (lambda: T.GPTConfig(10, 8, 8, 2, 1, 8, dropout=None), "dropout must be a number"),
         (lambda: T.GPTConfig(10, 8, "8", 2, 1, 8), "d_model must be an integer, got str '8'"),
         (lambda: T.GPTConfig(10, 8.0, 8, 2, 1, 8), "block_size must be an integer, got float"),
-        (lambda: T.BertConfig(n_layers=True), "n_layers must be an integer, got bool True"),
         (lambda: T.EncoderDecoderConfig(5, 5, 4, 8, 2, 1, 1, 8, dropout=True), "dropout"),
         (lambda: T.EncoderBlock(8, "2", 16), "n_heads must be an integer, got str '2'"),
         (lambda: T.GPTConfig(10, 8, 8, 2, 1, 8, init_std="0.02"), "init_std must be a"),
@@ -288,19 +332,13 @@ def test_configs_take_numpy_integers_and_store_ints():
 
 @pytest.mark.parametrize("fast", [False, True])
 def test_empty_sequences_are_refused_and_an_empty_batch_is_empty(fast):
-    """A model needs at least one position (no [CLS], no context); a batch of 0 is fine."""
+    """A model needs at least one position (no context); a batch of 0 is fine (BERT: test_bert)."""
     gpt = T.GPT(T.GPTConfig(10, 8, 8, 2, 1, 16, fast=fast)).eval()
     with pytest.raises(
         ValueError, match=r"ids must hold at least one position, got shape \(2, 0\)"
     ):
         gpt(torch.zeros(2, 0, dtype=torch.long))
     assert gpt(torch.zeros(0, 3, dtype=torch.long)).shape == (0, 3, 10)
-    bert = T.Bert(
-        T.BertConfig(vocab_size=10, max_position=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
-    ).eval()
-    with pytest.raises(ValueError, match=r"input_ids must hold at least one position"):
-        bert(torch.zeros(1, 0, dtype=torch.long))
-    assert bert(torch.zeros(0, 3, dtype=torch.long)).last_hidden_state.shape == (0, 3, 8)
     ed = T.EncoderDecoder(T.EncoderDecoderConfig(5, 6, 4, 8, 2, 1, 1, 16)).eval()
     with pytest.raises(ValueError, match=r"src must hold at least one position"):
         ed(torch.zeros(1, 0, dtype=torch.long), torch.zeros(1, 2, dtype=torch.long))
@@ -312,25 +350,6 @@ def test_blocks_name_a_wrong_input_width():
     block = T.EncoderBlock(8, 2, 16)
     with pytest.raises(ValueError, match=r"x must be \(batch, seq, 8\), got shape \(1, 3, 4\)"):
         block(torch.randn(1, 3, 4))
-
-
-def test_bert_config_from_hf():
-    cfg = T.BertConfig.from_hf(
-        {
-            "vocab_size": 100,
-            "max_position_embeddings": 32,
-            "type_vocab_size": 2,
-            "hidden_size": 16,
-            "num_attention_heads": 4,
-            "num_hidden_layers": 2,
-            "intermediate_size": 64,
-            "hidden_act": "gelu",
-            "layer_norm_eps": 1e-12,
-        }
-    )
-    assert (cfg.d_model, cfg.n_heads, cfg.eps, cfg.activation) == (16, 4, 1e-12, "gelu")
-    with pytest.raises(ValueError, match="absolute position"):
-        T.BertConfig.from_hf({"position_embedding_type": "relative_key"})
 
 
 # ------------------------------------------------------------------ notebook 04's exercises
