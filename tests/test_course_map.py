@@ -292,3 +292,43 @@ def test_seed_heading_parser():
         ("1.1", "历程"),
         ("1.1", "优点："),
     ]
+
+
+# --------------------------------------------------------------------------- no dangling promises
+
+READY_IDS = {nb["id"] for nb in READY}
+
+
+@pytest.mark.parametrize("entry", READY, ids=lambda nb: nb["id"])
+def test_a_ready_notebook_names_a_planned_one_only_as_planned(entry):
+    nb = load_nb(entry)
+    found = []
+    for i, cell in enumerate(nb["cells"]):
+        text = "".join(cell["source"])
+        found += coursemap.dangling_promises(text, READY_IDS, f"{entry['file']} cell {i}")
+    assert not found, "\n".join(found)
+
+
+def test_the_readme_names_a_planned_notebook_only_as_planned():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert not coursemap.dangling_promises(text, READY_IDS, "README.md")
+
+
+def test_dangling_promise_rule():
+    ready = {"00", "01"}
+    rule = coursemap.dangling_promises
+    assert rule("See notebook 01. Then notebook 12 builds it.", ready)
+    assert rule("Next: 13_efficient_inference.", ready)
+    assert not rule("See notebook 01. Then notebook 12 (planned) builds it.", ready)
+    assert not rule("Notebooks 00 and 01 set up.", ready)
+    # the "(planned)" of one sentence does not excuse the next
+    assert len(rule("Notebook 10 (planned). Notebook 11 trains it.", ready)) == 1
+    assert len(rule("| notebook 12 (planned) | notebook 13 |", ready)) == 1
+
+
+def test_the_readme_counts_the_seed_headings_that_ready_notebooks_cover():
+    cover = coursemap.seed_coverage(CMAP)
+    assert cover["total"] == len(CMAP["seed"])
+    assert cover["ready"] + cover["waiting"] + cover["out_of_scope"] == cover["total"]
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"Of the seed guide's {cover['total']} headings, {cover['ready']} are covered" in text

@@ -135,7 +135,54 @@ def render_table(cmap: dict) -> str:
             f"| {nb['id']} | {name} | {', '.join(nb['seed_sections'])} | {mods} "
             f"| {run_time_text(nb, 'ci')} | {'; '.join(others)} | {nb['status']} |"
         )
+    cover = seed_coverage(cmap)
+    rows += [
+        "",
+        f"Of the seed guide's {cover['total']} headings, {cover['ready']} are covered by ready "
+        f"notebooks or this README and {cover['waiting']} wait on planned notebooks"
+        + (f"; {cover['out_of_scope']} are out of scope" if cover["out_of_scope"] else "")
+        + ".",
+    ]
     return "\n".join(rows)
+
+
+def seed_coverage(cmap: dict) -> dict[str, int]:
+    """How many seed headings a ready notebook (or the README) covers, and how many only a
+    planned notebook does."""
+    ready = {Path(nb["file"]).stem for nb in cmap["notebook"] if nb["status"] == "ready"}
+    counts = {"total": 0, "ready": 0, "waiting": 0, "out_of_scope": 0}
+    for entry in cmap.get("seed", []):
+        counts["total"] += 1
+        covers = entry.get("covered_by", [])
+        if any(c.startswith("README") or c in ready for c in covers):
+            counts["ready"] += 1
+        elif covers:
+            counts["waiting"] += 1
+        else:
+            counts["out_of_scope"] += 1
+    return counts
+
+
+# A ready notebook or the README may point at a planned notebook only in a sentence that says
+# "(planned)": a learner must not go looking for a notebook that does not exist yet.
+NOTEBOOK_REFERENCE = re.compile(r"\b[Nn]otebooks? (\d{2})\b|\b(\d{2})_[a-z][a-z0-9_]*")
+SENTENCE_END = re.compile(r"[.!?](?=\s)|\n\s*\n|\|")
+
+
+def dangling_promises(text: str, ready_ids: set[str], where: str = "text") -> list[str]:
+    """Each sentence of `text` that names a notebook outside `ready_ids` without "(planned)"."""
+    found = []
+    for m in NOTEBOOK_REFERENCE.finditer(text):
+        nid = m.group(1) or m.group(2)
+        if nid in ready_ids:
+            continue
+        starts = [e.end() for e in SENTENCE_END.finditer(text, 0, m.start())]
+        start = starts[-1] if starts else 0
+        end_m = SENTENCE_END.search(text, m.end())
+        sentence = text[start : end_m.end() if end_m else len(text)]
+        if "(planned)" not in sentence:
+            found.append(f"{where}: {' '.join(sentence.split())[:160]!r} names notebook {nid}")
+    return found
 
 
 def readme_table_block(text: str) -> str:
