@@ -1,10 +1,15 @@
-"""course_lib.losses against PyTorch: softmax, log-softmax, cross-entropy, gradients, bad input."""
+"""course_lib.losses against PyTorch (softmax, log-softmax, cross-entropy, gradients), the count
+baselines against a direct count, and bad input."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -243,9 +248,123 @@ def test_perplexity_bad_input(value, exc, message):
         L.perplexity(value)
 
 
-def test_module_imports_no_other_course_module():
+def test_module_imports_no_other_course_module_but_validate():
     source = Path(L.__file__).read_text(encoding="utf-8")
-    assert "course_lib" not in source.replace("course_lib.losses", "")
+    rest = source.replace("course_lib.losses", "").replace("from course_lib.validate import", "")
+    assert "course_lib" not in rest
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _counted_baselines(train: list[int], evals: list[int], v: int, k: float) -> dict[str, float]:
+    """The three baselines by a different route: Counter, dict look-ups and math.log in a loop."""
+    uni, pairs = Counter(train), Counter(zip(train, train[1:], strict=False))
+    after = Counter(a for a, _ in zip(train, train[1:], strict=False))  # count(a, .)
+    nll = {"uniform": 0.0, "unigram": 0.0, "bigram": 0.0}
+    for a, b in zip(evals, evals[1:], strict=False):
+        nll["uniform"] -= math.log(1 / v)
+        nll["unigram"] -= math.log((uni[b] + k) / (len(train) + k * v))
+        nll["bigram"] -= math.log((pairs[a, b] + k) / (after[a] + k * v))
+    return {name: total / (len(evals) - 1) for name, total in nll.items()}
+
+
+def test_baselines_hand_computed_three_token_example():
+    # V = 3, train 0 1 1, k = 1. Unigram counts + 1: (2, 3, 1) / 6. Pairs (0, 1) and (1, 1):
+    # rows 0 and 1 both (1, 2, 1) / 4. Scored targets of 0 1 2: 1 after 0, then 2 after 1.
+    got = L.baseline_losses([0, 1, 1], [0, 1, 2], 3, k=1)
+    assert got["uniform"] == math.log(3)
+    assert got["unigram"] == pytest.approx(-(math.log(3 / 6) + math.log(1 / 6)) / 2, rel=1e-12)
+    assert got["bigram"] == pytest.approx(-(math.log(2 / 4) + math.log(1 / 4)) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [1.0, 0.1, 0.5, 3])
+def test_baselines_equal_a_direct_count(k):
+    train_text, eval_text = "abracadabra cadabra\n", "a bad cab, abracadabra!\n"
+    chars = sorted(set(train_text + eval_text))  # ',' and '!' never occur in training
+    ids = {c: i for i, c in enumerate(chars)}
+    train, evals = [ids[c] for c in train_text], [ids[c] for c in eval_text]
+    want = _counted_baselines(train, evals, len(chars), k)
+    got = L.baseline_losses(train, evals, len(chars), k=k)
+    assert list(got) == ["uniform", "unigram", "bigram"]
+    for name in want:
+        assert got[name] == pytest.approx(want[name], rel=1e-12), name
+    assert got["uniform"] == math.log(len(chars))  # exactly, not approximately
+    # the same numbers from a tensor, a NumPy array and a non-contiguous view
+    as_tensor = torch.tensor(train)
+    assert L.baseline_losses(as_tensor, np.array(evals), len(chars), k=k) == got
+    assert L.baseline_losses(as_tensor.repeat_interleave(2)[::2], evals, len(chars), k=k) == got
+
+
+def test_uniform_baseline_is_ln_v_exactly_and_large_vocabularies_fit_in_memory():
+    for v in (3, 65, 50257, 10**6):  # a (V, V) float64 table of 10**6 would be 8 TB
+        got = L.baseline_losses([0, 0, 1, 0], [0, 0, 2], v, k=1)
+        assert got["uniform"] == math.log(v)
+        # unigram (3 + 1) / (4 + V) then (0 + 1) / (4 + V); bigram: 0 -> 0 seen once of the
+        # two pairs from 0, (1 + 1) / (2 + V); 0 -> 2 never, (0 + 1) / (2 + V)
+        unigram = -(math.log(4 / (4 + v)) + math.log(1 / (4 + v))) / 2
+        bigram = -(math.log(2 / (2 + v)) + math.log(1 / (2 + v))) / 2
+        assert got["unigram"] == pytest.approx(unigram, rel=1e-12)
+        assert got["bigram"] == pytest.approx(bigram, rel=1e-12)
+
+
+def test_library_baselines_equal_what_notebook_05_shows():
+    """Notebook 05 counts the three models by hand and prints their losses: the library agrees."""
+    from course_lib import data, tokenizers
+
+    cells = {c["id"]: c for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]}
+    printed = "".join("".join(o.get("text", "")) for o in cells["c025"]["outputs"])
+    n_scored = int(re.search(r"scoring ([\d,]+) validation", printed).group(1).replace(",", ""))
+    shown = dict(re.findall(r"(\w+): cross-entropy (\d+\.\d+) nats/char", printed))
+    assert set(shown) == {"uniform", "unigram", "bigram"}
+    corpus = data.corpus_for_profile("ci")  # the profile the stored outputs come from
+    train_text = data.load_corpus("train", corpus)
+    tok = tokenizers.CharTokenizer.train(train_text)
+    val = tok.encode(data.load_corpus("val", corpus)[: n_scored + 1])
+    got = L.baseline_losses(tok.encode(train_text), val, tok.vocab_size)
+    for name, value in shown.items():
+        assert got[name] == pytest.approx(float(value), abs=5e-5), name
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, message",
+    [
+        (("abc", [0, 1], 3), {}, TypeError, "train_ids must be a sequence of integer token ids"),
+        (
+            (5, [0, 1], 3),
+            {},
+            TypeError,
+            "train_ids must be a sequence of integer token ids, got int",
+        ),
+        (
+            ([0.0, 1.0], [0, 1], 3),
+            {},
+            TypeError,
+            "train_ids must hold integer token ids, got dtype",
+        ),
+        (([True, False], [0, 1], 3), {}, TypeError, "train_ids must hold integer token ids"),
+        (([0, "a"], [0, 1], 3), {}, TypeError, "train_ids must hold integer token ids"),
+        (([[0, 1], [1, 0]], [0, 1], 3), {}, ValueError, r"train_ids must be one-dimensional"),
+        (
+            (torch.tensor(4), [0, 1], 9),
+            {},
+            ValueError,
+            r"train_ids must be one-dimensional, got shape \(\)",
+        ),
+        (([0, 1], [0], 3), {}, ValueError, "eval_ids must hold at least 2 token ids .* got 1"),
+        (([0, 1], [0, 3], 3), {}, ValueError, "eval_ids holds id 3, not in this vocabulary of 3"),
+        (([0, -1], [0, 1], 3), {}, ValueError, "train_ids holds id -1"),
+        (([0, 1], [0, 1], 0), {}, ValueError, "vocab_size must be a positive integer, got 0"),
+        (([0, 1], [0, 1], 3.0), {}, TypeError, "vocab_size must be an integer, got float"),
+        (([0, 1], [0, 1], 3), {"k": 0}, ValueError, "k must be a finite number > 0"),
+        (([0, 1], [0, 1], 3), {"k": math.inf}, ValueError, "k must be a finite number > 0"),
+        (([0, 1], [0, 1], 3), {"k": "0.1"}, TypeError, "k must be a number .* got str"),
+        (([0, 1], [0, 1], 3), {"k": True}, TypeError, "k must be a number .* got bool"),
+    ],
+)
+def test_baselines_bad_input(args, kwargs, exc, message):
+    with pytest.raises(exc, match=message):
+        L.baseline_losses(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------- exercises
