@@ -1,7 +1,7 @@
 # Thin aliases: the logic lives in tools/course.py, which also runs without make.
 PYTHON ?= python3
 
-.PHONY: lab test setup execute format render lock students train
+.PHONY: lab test setup execute format render lock students train models
 
 lab:
 	$(PYTHON) tools/course.py lab
@@ -21,3 +21,5 @@ students:
 	$(PYTHON) tools/course.py students
 train:
 	$(PYTHON) tools/course.py train
+models:
+	$(PYTHON) tools/course.py models

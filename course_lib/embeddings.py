@@ -545,8 +545,11 @@ def rope_frequencies(dim: int, base: float = 10_000.0) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=64)
 def _rope_rotations(seq: int, dim: int, base: float, device: torch.device) -> torch.Tensor:
-    angles = torch.arange(seq, dtype=torch.float64).unsqueeze(-1) * rope_frequencies(dim, base)
-    return torch.polar(torch.ones_like(angles), angles).to(device, torch.complex64)
+    # Kept across calls, so never an inference tensor: a first call under torch.inference_mode
+    # (sampling) must not break a later backward pass through the same rotations.
+    with torch.inference_mode(False), torch.no_grad():
+        angles = torch.arange(seq, dtype=torch.float64).unsqueeze(-1) * rope_frequencies(dim, base)
+        return torch.polar(torch.ones_like(angles), angles).to(device, torch.complex64)
 
 
 def rope_rotate(x: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:

@@ -371,7 +371,8 @@ def test_students_out_needs_a_value():
 
 
 @pytest.mark.parametrize(
-    "command", ["setup", "lab", "test", "format", "execute", "render", "lock", "train"]
+    "command",
+    ["setup", "lab", "test", "format", "execute", "render", "lock", "train", "models"],
 )
 def test_makefile_targets_call_the_tool(command):
     makefile = (REPO / "Makefile").read_text()
@@ -406,6 +407,14 @@ def test_train_runs_the_trainer_in_the_venv(monkeypatch):
     assert course.main(["train", "--preset", "ci", "--out", "runs/x"]) == 0
     assert calls == [["/venv/bin/python", "-m", "course_lib.train", "--preset", "ci", "--out",
                       "runs/x"]]  # fmt: skip
+
+
+def test_models_runs_the_model_builder_in_the_venv(monkeypatch):
+    calls = []
+    monkeypatch.setattr(course, "ensure_env", lambda quiet=False: "/venv/bin/python")
+    monkeypatch.setattr(course, "run", lambda cmd, **kw: calls.append(cmd) or 0)
+    assert course.main(["models", "reference"]) == 0
+    assert calls == [["/venv/bin/python", "-m", "course_lib.models", "reference"]]
 
 
 def test_the_test_command_uses_every_core_with_whole_notebooks_per_worker(monkeypatch):

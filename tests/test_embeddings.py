@@ -752,3 +752,15 @@ def test_an_empty_list_of_ids_gives_empty_results():
     assert vocab.encode([]).shape == (0,) and vocab.encode([]).dtype == torch.long
     with pytest.raises(TypeError, match="integer token ids"):
         E.lookup(w, torch.tensor([1.0]))  # a non-empty float tensor is still refused
+
+
+def test_rope_rotations_first_made_under_inference_mode_still_train():
+    # The rotations are cached: made first while sampling under inference_mode, they must not
+    # be inference tensors, or the next training step cannot save them for backward.
+    E._rope_rotations.cache_clear()
+    x = torch.randn(2, 7, 8)
+    with torch.inference_mode():
+        E.rope_rotate(x)
+    w = torch.randn(2, 7, 8, requires_grad=True)
+    E.rope_rotate(w).sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all()

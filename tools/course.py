@@ -7,6 +7,7 @@
     python3 tools/course.py lock      # upgrade constraints.txt, re-execute, test
     python3 tools/course.py students  # student notebooks (solutions stubbed) in build/students/
     python3 tools/course.py train     # train the course GPT (python -m course_lib.train --help)
+    python3 tools/course.py models    # retrain the shipped models into data/models/ (or NAME ...)
     python3 tools/course.py setup     # only create / update the virtual environment
 
 Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
@@ -569,6 +570,12 @@ def cmd_train(args):
     return run([vpy, "-m", "course_lib.train"] + list(args))
 
 
+def cmd_models(args):
+    """Train the shipped models (all, or those named) and write them to data/models/."""
+    vpy = ensure_env(quiet=True)
+    return run([vpy, "-m", "course_lib.models"] + list(args))
+
+
 def cmd_students(args):
     """Student notebooks (solutions stubbed, outputs cleared) in build/students/."""
     vpy = ensure_env(quiet=True)
@@ -665,6 +672,7 @@ COMMANDS = {
     "execute": cmd_execute,
     "students": cmd_students,
     "train": cmd_train,
+    "models": cmd_models,
     "render": cmd_render,
     "lock": cmd_lock,
 }
