@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import tiny
 
 from course_lib import checkpoints as C
 from course_lib import data as course_data
@@ -40,24 +41,7 @@ def trained(tmp_path_factory) -> Path:
     (d / "input.txt").write_text(
         course_data.load_corpus("train", "small")[:40_000], encoding="utf-8"
     )
-    cfg = T.TrainConfig(
-        data=str(d / "input.txt"),
-        n_layers=1,
-        n_heads=2,
-        d_model=32,
-        d_ff=64,
-        block_size=16,
-        batch_size=8,
-        max_steps=8,
-        warmup_steps=4,
-        eval_every=8,
-        eval_windows=16,
-        log_every=1,
-        sample_tokens=0,
-        device="cpu",
-        compile="0",
-        threads=1,
-    )
+    cfg = tiny(d / "input.txt", max_steps=8)
     T.train(cfg, d / "run", progress=False, log=lambda _msg: None)
     return d / "run" / T.CHECKPOINT_NAME
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import tiny
 
 import notebooks as nbtools
 from course_lib import (
@@ -44,32 +45,6 @@ def text_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "input.txt"
     path.write_text(course_data.load_corpus("train", "small")[:40_000], encoding="utf-8")
     return path
-
-
-def tiny(text_file: Path, **changes) -> T.TrainConfig:
-    """A one-thread configuration that trains in about a second."""
-    base = dict(
-        data=str(text_file),
-        n_layers=1,
-        n_heads=2,
-        d_model=32,
-        d_ff=64,
-        block_size=16,
-        batch_size=8,
-        max_steps=24,
-        lr=3e-3,
-        min_lr=3e-4,
-        warmup_steps=4,
-        eval_every=8,
-        eval_windows=16,
-        log_every=1,
-        sample_tokens=0,
-        device="cpu",
-        compile="0",
-        threads=1,
-    )
-    base.update(changes)
-    return T.TrainConfig(**base)
 
 
 def state_of(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,33 @@
+"""Helpers shared by the trainer's tests (test_train.py, test_checkpoints.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from course_lib import train as T
+
+
+def tiny(text_file: Path, **changes) -> T.TrainConfig:
+    """A one-thread configuration that trains in about a second."""
+    base = dict(
+        data=str(text_file),
+        n_layers=1,
+        n_heads=2,
+        d_model=32,
+        d_ff=64,
+        block_size=16,
+        batch_size=8,
+        max_steps=24,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=4,
+        eval_every=8,
+        eval_windows=16,
+        log_every=1,
+        sample_tokens=0,
+        device="cpu",
+        compile="0",
+        threads=1,
+    )
+    base.update(changes)
+    return T.TrainConfig(**base)
