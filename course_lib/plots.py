@@ -111,20 +111,41 @@ def line(
     return ax
 
 
+BASELINE_STYLES = {"uniform": ":", "unigram": "-.", "bigram": (0, (6, 2, 1, 2, 1, 2))}
+_SPLIT_WORDS = {"train": "-", "training": "-", "val": "--", "validation": "--", "test": "--"}
+
+
+def _run_and_style(name: str) -> tuple[str, str]:
+    """Split "GPT val" into ("GPT", "--"): one colour per run, solid training, dashed held-out."""
+    head, _, last = name.rpartition(" ")
+    if last.lower() in _SPLIT_WORDS:
+        return head or last, _SPLIT_WORDS[last.lower()]
+    return name, "-"
+
+
 def loss_curves(
     curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
     *,
+    baselines: Mapping[str, float] | None = None,
     xlabel: str = "step",
     ylabel: str = "loss (nats per token)",
     title: str | None = None,
     logy: bool = False,
     ax: Axes | None = None,
 ) -> Axes:
-    """Loss against step for several runs or splits: `{"train": (steps, losses), ...}`."""
+    """Loss against step for several runs or splits: `{"train": (steps, losses), ...}`.
+
+    A name ending in "train" / "training" is drawn solid and one ending in "val" / "validation"
+    / "test" dashed, in the colour of its run ("GPT train" and "GPT val" share a colour), so
+    held-out curves are told apart by line style, not by colour only. `baselines` (for example
+    `losses.baseline_losses(...)`) adds a grey horizontal reference line per entry, each in its
+    own line style and labelled with its name and value.
+    """
     if not isinstance(curves, Mapping) or not curves:
         raise ValueError("curves must be a non-empty dict of name -> (steps, losses)")
     ax = _axes(ax)
-    for i, (name, pair) in enumerate(curves.items()):
+    runs: dict[str, int] = {}
+    for name, pair in curves.items():
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise ValueError(f"curves[{name!r}] must be a pair (steps, losses)")
         steps, losses = (
@@ -133,18 +154,25 @@ def loss_curves(
         )
         if len(steps) != len(losses):
             raise ValueError(f"curves[{name!r}] has {len(steps)} steps but {len(losses)} losses")
+        run, linestyle = _run_and_style(str(name))
+        i = runs.setdefault(run, len(runs))
         ax.plot(
             steps,
             losses,
             color=LINE_COLOURS[i % len(LINE_COLOURS)],
+            linestyle=linestyle,
             marker=MARKERS[i % len(MARKERS)] if len(steps) <= 30 else None,
             markersize=4,
             label=name,
         )
+    for j, (name, value) in enumerate((baselines or {}).items()):
+        value = float(_values(f"baselines[{name!r}]", [value])[0])
+        style = BASELINE_STYLES.get(name, [":", "-.", "--"][j % 3])
+        ax.axhline(value, color="0.35", linestyle=style, linewidth=1, label=f"{name} {value:.2f}")
     if logy:
         ax.set_yscale("log")
     _label(ax, xlabel, ylabel, title)
-    ax.legend()
+    ax.legend(fontsize=8 if baselines else None)
     return ax
 
 

@@ -45,6 +45,25 @@ def test_loss_curves():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "val"]
 
 
+def test_loss_curves_dash_held_out_runs_and_draw_baselines():
+    ax = plots.loss_curves(
+        {
+            "GPT train": ([0, 10], [3.0, 2.0]),
+            "GPT val": ([0, 10], [3.1, 2.2]),
+            "GRU validation": ([0, 10], [3.2, 2.4]),
+        },
+        baselines={"uniform": 4.17, "unigram": 3.3, "bigram": 2.5},
+    )
+    gpt_train, gpt_val, gru_val, *refs = ax.get_lines()
+    assert gpt_train.get_linestyle() == "-" and gpt_val.get_linestyle() == "--"
+    assert gpt_train.get_color() == gpt_val.get_color() != gru_val.get_color()
+    assert gru_val.get_linestyle() == "--"
+    assert [r.get_ydata()[0] for r in refs] == [4.17, 3.3, 2.5]
+    assert len({r.get_linestyle() for r in refs}) == 3  # told apart by style, not colour
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[3:] == ["uniform 4.17", "unigram 3.30", "bigram 2.50"]
+
+
 def test_heatmap_uses_a_colour_blind_safe_map():
     ax = plots.heatmap(
         torch.rand(3, 4), row_labels=list("abc"), col_labels=list("wxyz"), annotate=True
