@@ -44,6 +44,11 @@ def course_imports(path: Path) -> set[str]:
 GRAPH = {
     p.stem: course_imports(p) for p in (REPO / "course_lib").glob("*.py") if p.stem != "__init__"
 }
+# A package (course_lib/exercises/) is one node: the union of its modules' imports.
+PACKAGES = [p.parent for p in (REPO / "course_lib").glob("*/__init__.py")]
+for package in PACKAGES:
+    GRAPH[package.name] = set().union(*(course_imports(f) for f in package.glob("*.py")))
+    GRAPH[package.name].discard(package.name)
 
 
 def test_import_parser_sees_every_form(tmp_path):
@@ -118,3 +123,14 @@ def test_bert_builds_on_the_transformer():
     assert "bert" not in GRAPH["transformer"]
     users = {m for m, deps in GRAPH.items() if "bert" in deps}
     assert users <= {"pretrained"}, sorted(users)
+
+
+def test_the_answer_key_sits_on_top():
+    # course_lib/exercises: each notebook's references, cases and named mistakes, handed to the
+    # generic check. It may import any course module; none imports it, and check stays generic.
+    assert "exercises" in GRAPH and "check" in GRAPH["exercises"]
+    users = {m for m, deps in GRAPH.items() if "exercises" in deps}
+    assert not users, f"only notebooks import the answer key: {sorted(users)}"
+    assert "exercises" not in GRAPH["check"]
+    modules = sorted(p.stem for p in (REPO / "course_lib" / "exercises").glob("nb*.py"))
+    assert modules and all(len(m) == 4 and m[2:].isdigit() for m in modules), modules

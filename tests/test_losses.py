@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-import notebooks as nbtools
 from course_lib import losses as L
+from course_lib.exercises import nb05
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_softmax_and_cross_entropy.ipynb"
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -368,70 +368,86 @@ def test_baselines_bad_input(args, kwargs, exc, message):
 
 
 # --------------------------------------------------------------------------- exercises
+# The answer key (course_lib.exercises.nb05) is what each check cell calls: right answers pass
+# and each named mistake is recognised, tried here without running the notebook.
 
 
-# -log p(target) at every position, padding scored as class 0 (the bodies below choose what to do)
-PICK = (
-    "lp = torch.log_softmax(logits, dim=-1)\n"
-    "nll = -lp.gather(-1, target.clamp(min=0)[..., None])[..., 0]\n"
-)
+def _nll(logits, target):  # -log p(target) at every position, padding scored as class 0
+    lp = torch.log_softmax(logits, dim=-1)
+    return -lp.gather(-1, target.clamp(min=0)[..., None])[..., 0]
 
 
-@pytest.fixture(scope="module")
-def verdicts():
-    """Every exercise body below, tried in ONE execution of the notebook."""
-    return nbtools.run_exercises(
-        NOTEBOOK,
-        {
-            "stable_log_softmax": [
-                "shifted = z - z.amax(dim=-1, keepdim=True)\n"
-                "return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))",
-                "return torch.log(torch.exp(z) / torch.exp(z).sum(dim=-1, keepdim=True))",
-                "e = torch.exp(z - z.amax(dim=-1, keepdim=True))\n"
-                "return torch.log(e / e.sum(dim=-1, keepdim=True))",
-                "m = z.amax(dim=0, keepdim=True)\n"
-                "return (z - m) - torch.log(torch.exp(z - m).sum(dim=0, keepdim=True))",
-            ],
-            "ce_grad": [
-                "p = torch.softmax(logits, dim=-1)\n"
-                "return (p - F.one_hot(target, logits.shape[1]).to(logits.dtype)) / len(target)",
-                "p = torch.softmax(logits, dim=-1)\n"
-                "return p - F.one_hot(target, logits.shape[1]).to(logits.dtype)",
-                "p = torch.softmax(logits, dim=-1)\n"
-                "return (F.one_hot(target, logits.shape[1]).to(logits.dtype) - p) / len(target)",
-                "return torch.softmax(logits, dim=-1) / len(target)",
-            ],
-            "padded_perplexity": [
-                PICK + "return math.exp(nll[target != -100].mean().item())",
-                PICK + "return math.exp((nll * (target != -100)).sum().item() / target.numel())",
-                PICK + "real = target != -100\n"
-                "return ((nll * real).sum(1) / real.sum(1)).exp().mean().item()",
-                PICK + "return math.exp(nll.mean().item())",
-            ],
-        },
+def _verdicts(exercise, *bodies):
+    return [exercise(body, quiet=True).message for body in bodies]
+
+
+def test_exercise_stable_log_softmax_wrong_answers_are_named():
+    def right(z):
+        shifted = z - z.amax(dim=-1, keepdim=True)
+        return shifted - torch.log(torch.exp(shifted).sum(dim=-1, keepdim=True))
+
+    def log_of_softmax(z):
+        e = torch.exp(z - z.amax(dim=-1, keepdim=True))
+        return torch.log(e / e.sum(dim=-1, keepdim=True))
+
+    def wrong_axis(z):
+        m = z.amax(dim=0, keepdim=True)
+        return (z - m) - torch.log(torch.exp(z - m).sum(dim=0, keepdim=True))
+
+    def unshifted(z):
+        return torch.log(torch.exp(z) / torch.exp(z).sum(dim=-1, keepdim=True))
+
+    ok, no_shift, logsm, axis = _verdicts(
+        nb05.stable_log_softmax, right, unshifted, log_of_softmax, wrong_axis
     )
+    assert ok == "right: all 5 cases pass. Well done!"
+    assert "case 'logits of 1e4' does not" in no_shift
+    assert "hint: this looks like the log of the unshifted softmax" in no_shift
+    assert "hint: this looks like the log of a (shifted) softmax" in logsm
+    assert "hint: this looks like the maximum taken over the wrong axis" in axis
 
 
-def test_exercise_stable_log_softmax_wrong_answers_are_named(verdicts):
-    right, unshifted, log_of_softmax, wrong_axis = verdicts["stable_log_softmax"]
-    assert right == "stable_log_softmax: all 5 cases pass. Well done!\n"
-    assert "case 'logits of 1e4' does not" in unshifted
-    assert "hint: this looks like the log of the unshifted softmax" in unshifted
-    assert "hint: this looks like the log of a (shifted) softmax" in log_of_softmax
-    assert "hint: this looks like the maximum taken over the wrong axis" in wrong_axis
+def test_exercise_ce_grad_wrong_answers_are_named():
+    def one_hot(logits, target):
+        return F.one_hot(target, logits.shape[1]).to(logits.dtype)
+
+    def right(logits, target):
+        return (torch.softmax(logits, dim=-1) - one_hot(logits, target)) / len(target)
+
+    def summed(logits, target):
+        return torch.softmax(logits, dim=-1) - one_hot(logits, target)
+
+    def flipped(logits, target):
+        return (one_hot(logits, target) - torch.softmax(logits, dim=-1)) / len(target)
+
+    def no_one_hot(logits, target):
+        return torch.softmax(logits, dim=-1) / len(target)
+
+    ok, s, f, n = _verdicts(nb05.ce_grad, right, summed, flipped, no_one_hot)
+    assert ok == "right: all 4 cases pass. Well done!"
+    assert "hint: this looks like the gradient of the sum" in s
+    assert "hint: this looks like the sign flipped" in f
+    assert "hint: this looks like the one-hot target left out" in n
 
 
-def test_exercise_ce_grad_wrong_answers_are_named(verdicts):
-    right, summed, flipped, no_one_hot = verdicts["ce_grad"]
-    assert right == "ce_grad: all 4 cases pass. Well done!\n"
-    assert "hint: this looks like the gradient of the sum" in summed
-    assert "hint: this looks like the sign flipped" in flipped
-    assert "hint: this looks like the one-hot target left out" in no_one_hot
+def test_exercise_padded_perplexity_wrong_answers_are_named():
+    def right(logits, target):
+        return math.exp(_nll(logits, target)[target != -100].mean().item())
 
+    def padding_counted(logits, target):
+        return math.exp((_nll(logits, target) * (target != -100)).sum().item() / target.numel())
 
-def test_exercise_padded_perplexity_wrong_answers_are_named(verdicts):
-    right, padding_counted, per_sequence, pad_as_zero = verdicts["padded_perplexity"]
-    assert right == "padded_perplexity: all 3 cases pass. Well done!\n"
-    assert "hint: this looks like padding counted in the mean" in padding_counted
-    assert "hint: this looks like the mean of per-sequence perplexities" in per_sequence
-    assert "hint: this looks like padding scored as token 0" in pad_as_zero
+    def per_sequence(logits, target):
+        real = target != -100
+        return ((_nll(logits, target) * real).sum(1) / real.sum(1)).exp().mean().item()
+
+    def pad_as_zero(logits, target):
+        return math.exp(_nll(logits, target).mean().item())
+
+    ok, counted, per_seq, zero = _verdicts(
+        nb05.padded_perplexity, right, padding_counted, per_sequence, pad_as_zero
+    )
+    assert ok == "right: all 3 cases pass. Well done!"
+    assert "hint: this looks like padding counted in the mean" in counted
+    assert "hint: this looks like the mean of per-sequence perplexities" in per_seq
+    assert "hint: this looks like padding scored as token 0" in zero

@@ -266,11 +266,12 @@ def stub_solutions(source: str, where: str = "cell") -> str:
     return "".join(out)
 
 
-CHECK_CALL = re.compile(r"(?<![\w.])check\(")  # check(...), not gradcheck( or x.check(
+# check(...) (not gradcheck( or x.check(), or an answer-key call such as nb05.ce_grad(...)
+CHECK_CALL = re.compile(r"(?<![\w.])(check|nb\d\d\.\w+)\(")
 
 
 def is_checker(source: str) -> bool:
-    """Whether a cell calls course_lib.check's check(...)."""
+    """Whether a cell checks an exercise: check(...) or an answer-key call nbNN.name(...)."""
     return bool(CHECK_CALL.search(source))
 
 
