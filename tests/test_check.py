@@ -558,3 +558,25 @@ def test_exercise_variants_keep_the_notebook_going():
     # prefix (import, exercise, checker), 2 x (variant, checker), the exercise restored
     assert len(sources) == 3 + 4 + 1 and idx == {"softmax": [4, 6]}
     assert "    return x\n" in sources[3] and "BEGIN SOLUTION" in sources[-1]
+
+
+def test_a_class_can_be_an_exercise():
+    # module-sized exercises are classes: each method's solution block becomes a stub, and the
+    # class counts as the exercise its checker checks
+    sources = [
+        "import torch",
+        "class Scale(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        ### BEGIN SOLUTION\n"
+        "        self.w = torch.nn.Parameter(torch.ones(()))\n"
+        "        ### END SOLUTION\n\n"
+        "    def forward(self, x):\n"
+        "        ### BEGIN SOLUTION\n"
+        "        return self.w * x\n"
+        "        ### END SOLUTION",
+        "nb99.scale(Scale)",
+    ]
+    assert nbtools.exercises(sources) == {"Scale": (1, 2)}
+    stubbed = nbtools.stub_solutions(sources[1])
+    assert stubbed.count("raise NotImplementedError") == 2 and "self.w * x" not in stubbed

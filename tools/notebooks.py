@@ -336,11 +336,11 @@ def _defined_functions(source: str) -> list[str]:
     import ast
 
     tree = ast.parse(_python(source))
-    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
 
 
 def exercises(sources: list[str]) -> dict[str, tuple[int, int]]:
-    """Each exercise's function name -> (its code cell, the checker cell that follows it)."""
+    """Each exercise's function (or class) name -> (its code cell, the checker cell after it)."""
     found = {}
     for i, src in enumerate(sources):
         if BEGIN_SOLUTION not in src:
@@ -417,7 +417,11 @@ def exercise_variants(
     where = {}
     for fn in variants:
         ex = next(
-            (i for i, src in enumerate(sources) if f"def {fn}(" in src and BEGIN_SOLUTION in src),
+            (
+                i
+                for i, src in enumerate(sources)
+                if BEGIN_SOLUTION in src and fn in _defined_functions(src)
+            ),
             None,
         )
         if ex is None:
