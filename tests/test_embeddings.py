@@ -3,20 +3,18 @@ inputs, its errors for bad input, and notebook 02's exercises with plausible wro
 
 import itertools
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from exercise_helpers import learner
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-import notebooks as nbtools
 from course_lib import embeddings as E
+from course_lib.exercises import nb02
 
-REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "02_embeddings.ipynb"
 F32 = dict(rtol=1e-5, atol=1e-6)
 F64 = dict(rtol=1e-7, atol=1e-12)
 
@@ -641,12 +639,18 @@ def test_rope_interleaved_equals_the_rotate_half_layout():
 
 
 # --------------------------------------------------------------------------- exercises
+# The answer key (course_lib.exercises.nb02) that notebook 02's check cells call, tried with
+# a right answer and each named mistake as a learner would write them.
+
+
+def _verdicts(exercise, signature, bodies):
+    return [exercise(learner(signature, body), quiet=True).message for body in bodies]
 
 
 def test_exercise_sinusoidal_encoding_wrong_answers_are_named():
-    right, per_column, swapped, halves = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "sinusoidal_encoding",
+    right, per_column, swapped, halves = _verdicts(
+        nb02.sinusoidal_encoding,
+        "def sinusoidal_encoding(num_positions, dim):",
         [
             # the reference solution
             "p = torch.arange(num_positions, dtype=torch.float64)[:, None]\n"
@@ -672,16 +676,16 @@ def test_exercise_sinusoidal_encoding_wrong_answers_are_named():
             "return torch.cat([torch.sin(p * w), torch.cos(p * w)], dim=1)",
         ],
     )
-    assert right == "sinusoidal_encoding: all 4 cases pass. Well done!\n"
+    assert right == "sinusoidal_encoding: all 4 cases pass. Well done!"
     assert "hint: this looks like a frequency per column instead of per pair" in per_column
     assert "hint: this looks like sine and cosine swapped" in swapped
     assert "hint: this looks like all sines first, then all cosines" in halves
 
 
 def test_exercise_cosine_similarity_wrong_answers_are_named():
-    right, raw, columns, only_a, no_clamp = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "cosine_similarity_matrix",
+    right, raw, columns, only_a, no_clamp = _verdicts(
+        nb02.cosine_similarity_matrix,
+        "def cosine_similarity_matrix(a, b):",
         [
             "return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T",
             "return a @ b.T",
@@ -690,7 +694,7 @@ def test_exercise_cosine_similarity_wrong_answers_are_named():
             "return (a / a.norm(dim=1, keepdim=True)) @ (b / b.norm(dim=1, keepdim=True)).T",
         ],
     )
-    assert right == "cosine_similarity_matrix: all 5 cases pass. Well done!\n"
+    assert right == "cosine_similarity_matrix: all 5 cases pass. Well done!"
     assert "hint: this looks like dot products without dividing by the lengths" in raw
     assert "hint: this looks like normalising columns instead of rows" in columns
     assert "hint: this looks like normalising only a" in only_a
@@ -699,9 +703,9 @@ def test_exercise_cosine_similarity_wrong_answers_are_named():
 
 
 def test_exercise_sgns_loss_wrong_answers_are_named():
-    right, no_minus, summed, underflow = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "sgns_loss",
+    right, no_minus, summed, underflow = _verdicts(
+        nb02.sgns_loss,
+        "def sgns_loss(center, context, negatives):",
         [
             "pos = torch.einsum('bd,bd->b', center, context)\n"
             "neg = torch.einsum('bkd,bd->bk', negatives, center)\n"
@@ -717,7 +721,7 @@ def test_exercise_sgns_loss_wrong_answers_are_named():
             "return -(torch.sigmoid(pos).log() + torch.sigmoid(-neg).log().sum(-1)).mean()",
         ],
     )
-    assert right == "sgns_loss: all 4 cases pass. Well done!\n"
+    assert right == "sgns_loss: all 4 cases pass. Well done!"
     assert "hint: this looks like scoring the negatives without the minus sign" in no_minus
     assert "hint: this looks like summing over the batch instead of averaging" in summed
     assert "case 'large scores' does not" in underflow
