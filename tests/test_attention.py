@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,10 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-import notebooks as nbtools
 from course_lib import attention as A
+from course_lib.exercises import nb03
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "03_attention.ipynb"
 F32 = dict(rtol=1e-5, atol=1e-6)
 
 
@@ -451,53 +449,242 @@ def test_multihead_attention_wrong_input_width_is_named(fast):
 
 
 # --------------------------------------------------------------------------- exercises
+# The answer key (course_lib.exercises.nb03) is what notebook 03's check cells call: right
+# answers pass and each named mistake is recognised, tried here without running the notebook.
 
 
-@pytest.fixture(scope="module")
-def verdicts():
-    """Every exercise body below, tried in ONE execution of the notebook."""
-    return nbtools.run_exercises(
-        NOTEBOOK,
-        {
-            "make_causal_mask": [
-                "return torch.ones(t, t, dtype=torch.bool).tril()",
-                "return torch.ones(t, t, dtype=torch.bool).tril(-1)",
-                "return torch.ones(t, t, dtype=torch.bool).triu()",
-                "return torch.ones(t, t).tril() == 0",
-            ],
-            "scaled_scores": [
-                "return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])",
-                "return q @ k.transpose(-2, -1)",
-                "return q @ k.transpose(-2, -1) / q.shape[-1]",
-                "return q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])",
-            ],
-            "to_heads": [
-                "b, t, d = x.shape\nreturn x.view(b, t, n_heads, d // n_heads).permute(0, 2, 1, 3)",
-                "b, t, d = x.shape\nreturn x.reshape(b, n_heads, t, d // n_heads)",
-                "b, t, d = x.shape\nreturn x.view(b, t, d // n_heads, n_heads).permute(0, 3, 1, 2)",
-            ],
-        },
-    )
+def _verdicts(exercise, *answers):
+    return [exercise(answer, quiet=True).message for answer in answers]
 
 
-def test_exercise_causal_mask_wrong_answers_are_named(verdicts):
-    right, no_diagonal, upper, inverted = verdicts["make_causal_mask"]
-    assert right == "make_causal_mask: all 3 cases pass. Well done!\n"
-    assert "hint: this looks like the diagonal left out" in no_diagonal
-    assert "hint: this looks like the upper triangle" in upper
-    assert "hint: this looks like the mask inverted" in inverted
+def test_exercise_causal_mask_wrong_answers_are_named():
+    def right(t):
+        return torch.ones(t, t, dtype=torch.bool).tril()
+
+    def no_diagonal(t):
+        return torch.ones(t, t, dtype=torch.bool).tril(-1)
+
+    def upper(t):
+        return torch.ones(t, t, dtype=torch.bool).triu()
+
+    def inverted(t):
+        return torch.ones(t, t).tril() == 0
+
+    ok, diag, up, inv = _verdicts(nb03.make_causal_mask, right, no_diagonal, upper, inverted)
+    assert ok == "right: all 3 cases pass. Well done!"
+    assert "hint: this looks like the diagonal left out" in diag
+    assert "hint: this looks like the upper triangle" in up
+    assert "hint: this looks like the mask inverted" in inv
 
 
-def test_exercise_scaled_scores_wrong_answers_are_named(verdicts):
-    right, unscaled, by_d, by_keys = verdicts["scaled_scores"]
-    assert right == "scaled_scores: all 3 cases pass. Well done!\n"
-    assert "hint: this looks like no scaling" in unscaled
-    assert "hint: this looks like dividing by d" in by_d
-    assert "hint: this looks like scaling by the number of keys" in by_keys
+def test_exercise_scaled_scores_wrong_answers_are_named():
+    def right(q, k):
+        return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+    def unscaled(q, k):
+        return q @ k.transpose(-2, -1)
+
+    def by_d(q, k):
+        return q @ k.transpose(-2, -1) / q.shape[-1]
+
+    def by_keys(q, k):
+        return q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])
+
+    ok, un, d, keys = _verdicts(nb03.scaled_scores, right, unscaled, by_d, by_keys)
+    assert ok == "right: all 3 cases pass. Well done!"
+    assert "hint: this looks like no scaling" in un
+    assert "hint: this looks like dividing by d" in d
+    assert "hint: this looks like scaling by the number of keys" in keys
 
 
-def test_exercise_to_heads_wrong_answers_are_named(verdicts):
-    right, no_transpose, interleaved = verdicts["to_heads"]
-    assert right == "to_heads: all 4 cases pass. Well done!\n"
-    assert "hint: this looks like a view without the transpose" in no_transpose
-    assert "hint: this looks like interleaved heads" in interleaved
+def test_exercise_to_heads_wrong_answers_are_named():
+    def right(x, n_heads):
+        b, t, d = x.shape
+        return x.view(b, t, n_heads, d // n_heads).permute(0, 2, 1, 3)
+
+    def no_transpose(x, n_heads):
+        b, t, d = x.shape
+        return x.reshape(b, n_heads, t, d // n_heads)
+
+    def interleaved(x, n_heads):
+        b, t, d = x.shape
+        return x.view(b, t, d // n_heads, n_heads).permute(0, 3, 1, 2)
+
+    ok, no_t, inter = _verdicts(nb03.to_heads, right, no_transpose, interleaved)
+    assert ok == "right: all 4 cases pass. Well done!"
+    assert "hint: this looks like a view without the transpose" in no_t
+    assert "hint: this looks like interleaved heads" in inter
+
+
+class Learner(nn.Module):
+    """A learner's causal self-attention, right, written step by step; each subclass below
+    redoes one step with one mistake."""
+
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def split(self, y):  # (B, T, D) -> (B, H, T, D / H)
+        b, t, d = y.shape
+        return y.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def scores(self, q, k):  # (B, H, T, T)
+        return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+    def masked(self, scores):
+        t = scores.shape[-1]
+        return scores.masked_fill(torch.ones(t, t).triu(1).bool(), float("-inf"))
+
+    def softmax(self, scores):
+        return torch.softmax(scores, dim=-1)
+
+    def merge(self, out):  # (B, H, T, dh) -> (B, T, H * dh)
+        b, h, t, dh = out.shape
+        return out.transpose(1, 2).reshape(b, t, h * dh)
+
+    def forward(self, x):
+        q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(x)), self.split(self.v_proj(x))
+        weights = self.softmax(self.masked(self.scores(q, k)))
+        return self.out_proj(self.merge(weights @ v))
+
+
+class Unscaled(Learner):
+    def scores(self, q, k):
+        return q @ k.transpose(-2, -1)
+
+
+class ScaledByWidth(Learner):
+    def scores(self, q, k):
+        return q @ k.transpose(-2, -1) / math.sqrt(self.q_proj.in_features)
+
+
+class NoMask(Learner):
+    def masked(self, scores):
+        return scores
+
+
+class DiagonalMasked(Learner):  # off by one: triu(0) hides the diagonal too
+    def masked(self, scores):
+        t = scores.shape[-1]
+        return scores.masked_fill(torch.ones(t, t).triu(0).bool(), float("-inf"))
+
+
+class UpperKept(Learner):
+    def masked(self, scores):
+        t = scores.shape[-1]
+        return scores.masked_fill(torch.ones(t, t).tril(-1).bool(), float("-inf"))
+
+
+class SoftmaxOverQueries(Learner):
+    def softmax(self, scores):
+        return torch.softmax(scores, dim=2)
+
+
+class SplitWithoutTranspose(Learner):
+    def split(self, y):
+        b, t, d = y.shape
+        return y.reshape(b, self.n_heads, t, d // self.n_heads)
+
+
+class MergedWithoutTranspose(Learner):
+    def merge(self, out):
+        b, h, t, dh = out.shape
+        return out.reshape(b, t, h * dh)
+
+
+class MergedInterleaved(Learner):
+    def merge(self, out):
+        b, h, t, dh = out.shape
+        return out.permute(0, 2, 3, 1).reshape(b, t, h * dh)
+
+
+def test_exercise_causal_self_attention_right_answer_passes():
+    before = torch.random.get_rng_state()
+    verdict = nb03.causal_self_attention(Learner, quiet=True)
+    assert verdict.passed and verdict.message == "Learner: all 50 cases pass. Well done!"
+    assert torch.equal(torch.random.get_rng_state(), before)  # the key draws from its own RNG
+
+    class WithBuffer(Learner):  # a mask kept as a buffer (as nanoGPT does) is fine
+        def __init__(self, d_model, n_heads):
+            super().__init__(d_model, n_heads)
+            self.register_buffer("future", torch.ones(16, 16, dtype=torch.bool).triu(1))
+
+        def masked(self, scores):
+            t = scores.shape[-1]
+            return scores.masked_fill(self.future[:t, :t], float("-inf"))
+
+    assert nb03.causal_self_attention(WithBuffer, quiet=True).passed
+
+
+@pytest.mark.parametrize(
+    "learner, name",
+    [
+        (Unscaled, "scores not scaled"),
+        (ScaledByWidth, "scores scaled by sqrt(d_model)"),
+        (NoMask, "no causal mask"),
+        (DiagonalMasked, "the diagonal masked too"),
+        (UpperKept, "the mask the wrong way round"),
+        (SoftmaxOverQueries, "the softmax over the queries"),
+        (SplitWithoutTranspose, "heads split without the transpose"),
+        (MergedWithoutTranspose, "heads merged without the transpose"),
+        (MergedInterleaved, "heads merged in the wrong order"),
+    ],
+)
+def test_exercise_causal_self_attention_wrong_answers_are_named(learner, name):
+    verdict = nb03.causal_self_attention(learner, quiet=True)
+    assert verdict.status == "wrong"
+    assert f"{learner.__name__}: 0 of 50 cases pass" in verdict.message
+    assert f"hint: this looks like {name}:" in verdict.message
+
+
+def test_exercise_causal_self_attention_checks_the_backward_pass():
+    class DetachedWeights(Learner):  # the right output, but no gradient through the weights
+        def softmax(self, scores):
+            return torch.softmax(scores, dim=-1).detach()
+
+    verdict = nb03.causal_self_attention(DetachedWeights, quiet=True)
+    assert "DetachedWeights: 5 of 50 cases pass" in verdict.message  # every output is right
+    assert "case '2 sequences of 5, 3 heads: x.grad' does not" in verdict.message
+
+    class FrozenValueWeight(Learner):  # x.grad is right, v_proj.weight gets no gradient
+        def forward(self, x):
+            v = self.split(F.linear(x, self.v_proj.weight.detach(), self.v_proj.bias))
+            q, k = self.split(self.q_proj(x)), self.split(self.k_proj(x))
+            return self.out_proj(self.merge(self.softmax(self.masked(self.scores(q, k))) @ v))
+
+    verdict = nb03.causal_self_attention(FrozenValueWeight, quiet=True)
+    assert "case '2 sequences of 5, 3 heads: v_proj.weight.grad' does not" in verdict.message
+    assert "raised ValueError: no gradient reached v_proj.weight" in verdict.message
+
+
+def test_exercise_causal_self_attention_stub_wrong_names_and_errors():
+    class Stub(nn.Module):  # the student version: the solution blocks raise
+        def __init__(self, d_model, n_heads):
+            super().__init__()
+            raise NotImplementedError("Exercise: replace this line with your code")
+
+    assert nb03.causal_self_attention(Stub, quiet=True).status == "not yet"
+
+    class Fused(Learner):  # one fused q/k/v projection: the library's weights cannot load
+        def __init__(self, d_model, n_heads):
+            nn.Module.__init__(self)
+            self.qkv = nn.Linear(d_model, 3 * d_model)
+            self.out_proj = nn.Linear(d_model, d_model)
+
+    message = nb03.causal_self_attention(Fused, quiet=True).message
+    assert "raised ValueError: the module's parameters are" in message
+    assert "'qkv.weight'" in message and "q_proj, k_proj, v_proj and out_proj" in message
+
+    class Crashes(Learner):  # an error in the learner's forward quotes the learner's line
+        def forward(self, x):
+            return self.split(self.q_proj(x)).view(7, -1)
+
+    message = nb03.causal_self_attention(Crashes, quiet=True).message
+    assert "raised RuntimeError" in message
+    assert "(line 2 of forward: `return self.split(self.q_proj(x)).view(7, -1)`)" in message
+    with pytest.raises(TypeError, match="cls must be your nn.Module class itself"):
+        nb03.causal_self_attention(Learner(12, 3))

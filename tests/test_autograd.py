@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from exercise_helpers import learner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import notebooks as nbtools
 from course_lib import autograd as A
 from course_lib.autograd import Value
+from course_lib.exercises import nb06
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_backpropagation.ipynb"
 F64 = dict(rtol=1e-7, atol=1e-9)
 
 
@@ -391,42 +390,319 @@ def test_clip_grad_norm_bad_input_is_named(params, kwargs, error, words):
         A.clip_grad_norm_(params, **kwargs)
 
 
-# --------------------------------------------------------------------------- the notebook
+# --------------------------------------------------------------------------- exercises
+# The answer key (course_lib.exercises.nb06) is what notebook 06's check cells call: right
+# answers pass and each named mistake is recognised, tried here without running the notebook.
 
 
-@pytest.fixture(scope="module")
-def verdicts():
-    """Every exercise body below, tried in ONE execution of the notebook."""
-    return nbtools.run_exercises(
-        NOTEBOOK,
-        {
-            "linear_backward": [
-                "return dy @ W, dy.T @ x, dy.sum(0)",
-                "return dy @ W.T, dy.T @ x, dy.sum(0)",
-                "return dy @ W, dy.T @ x, dy.mean(0)",
-                "return dy @ W, x.T @ dy, dy.sum(0)",
-            ],
-            "softmax_ce_grad": [
-                "p = torch.softmax(z, dim=-1)\n"
-                "return (p - F.one_hot(y, z.shape[-1]).to(z.dtype)) / z.shape[0]",
-                "p = torch.softmax(z, dim=-1)\nreturn p - F.one_hot(y, z.shape[-1]).to(z.dtype)",
-                "p = torch.softmax(z, dim=-1)\n"
-                "return (F.one_hot(y, z.shape[-1]).to(z.dtype) - p) / z.shape[0]",
-            ],
-        },
+class RightValue:
+    """A learner's engine as the exercise asks for it (type(self) so that a subclass below,
+    one bug each, builds its own kind of Value)."""
+
+    def __init__(self, data, _children=()):
+        self.data = float(data)
+        self.grad = 0.0
+        self._prev = tuple(_children)
+        self._backward = lambda: None
+
+    def _wrap(self, other):
+        return other if isinstance(other, RightValue) else type(self)(other)
+
+    def __add__(self, other):
+        other = self._wrap(other)
+        out = type(self)(self.data + other.data, (self, other))
+
+        def _backward():
+            self.grad += out.grad
+            other.grad += out.grad
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other):
+        other = self._wrap(other)
+        out = type(self)(self.data * other.data, (self, other))
+
+        def _backward():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        out = type(self)(t, (self,))
+
+        def _backward():
+            self.grad += (1 - t**2) * out.grad
+
+        out._backward = _backward
+        return out
+
+    def topological_order(self):
+        order, seen = [], set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                for child in v._prev:
+                    visit(child)
+                order.append(v)
+
+        visit(self)
+        return order
+
+    def backward(self):
+        order = self.topological_order()
+        self.grad = 1.0
+        for v in reversed(order):
+            v._backward()
+
+
+class AssignedEverywhere(RightValue):
+    def __add__(self, other):
+        other = self._wrap(other)
+        out = type(self)(self.data + other.data, (self, other))
+
+        def _backward():
+            self.grad = out.grad
+            other.grad = out.grad
+
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other):
+        other = self._wrap(other)
+        out = type(self)(self.data * other.data, (self, other))
+
+        def _backward():
+            self.grad = other.data * out.grad
+            other.grad = self.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    def tanh(self):
+        t = math.tanh(self.data)
+        out = type(self)(t, (self,))
+
+        def _backward():
+            self.grad = (1 - t**2) * out.grad
+
+        out._backward = _backward
+        return out
+
+
+class AssignedInAdd(RightValue):
+    __add__ = AssignedEverywhere.__add__
+
+
+class AssignedInMul(RightValue):
+    __mul__ = AssignedEverywhere.__mul__
+
+
+class AssignedInTanh(RightValue):
+    tanh = AssignedEverywhere.tanh
+
+
+class BreadthFirst(RightValue):
+    def backward(self):
+        self.grad = 1.0
+        queue, seen = [self], {self}
+        while queue:
+            v = queue.pop(0)
+            v._backward()
+            for child in v._prev:
+                if child not in seen:
+                    seen.add(child)
+                    queue.append(child)
+
+
+class PreorderRecursion(RightValue):
+    def backward(self):
+        self.grad = 1.0
+        seen = set()
+
+        def visit(v):
+            if v not in seen:
+                seen.add(v)
+                v._backward()
+                for child in v._prev:
+                    visit(child)
+
+        visit(self)
+
+
+class PreorderStack(RightValue):
+    def backward(self):
+        self.grad = 1.0
+        stack, seen = [self], set()
+        while stack:
+            v = stack.pop()
+            if v in seen:
+                continue
+            seen.add(v)
+            v._backward()
+            stack.extend(v._prev)
+
+
+class EveryPath(RightValue):
+    def backward(self):
+        self.grad = 1.0
+        self._walk()
+
+    def _walk(self):
+        self._backward()
+        for child in self._prev:
+            child._walk()
+
+
+class NotReversed(RightValue):
+    def backward(self):
+        self.grad = 1.0
+        for v in self.topological_order():
+            v._backward()
+
+
+class Unseeded(RightValue):
+    def backward(self):
+        for v in reversed(self.topological_order()):
+            v._backward()
+
+
+class TanhOfInput(RightValue):
+    def tanh(self):
+        out = type(self)(math.tanh(self.data), (self,))
+
+        def _backward():
+            self.grad += (1 - self.data**2) * out.grad
+
+        out._backward = _backward
+        return out
+
+
+class Unswapped(RightValue):
+    def __mul__(self, other):
+        other = self._wrap(other)
+        out = type(self)(self.data * other.data, (self, other))
+
+        def _backward():
+            self.grad += self.data * out.grad
+            other.grad += other.data * out.grad
+
+        out._backward = _backward
+        return out
+
+
+def test_exercise_value_engine_right_answer_passes():
+    assert nb06.value_engine(RightValue, quiet=True).message == (
+        "RightValue: all 7 cases pass. Well done!"
     )
+    # the key's own engine (its mistakes' base) is right too
+    assert nb06.value_engine(nb06._Engine, quiet=True).passed
 
 
-def test_exercise_linear_backward_wrong_answers_are_named(verdicts):
-    right, transposed_w, mean_b, swapped_w = verdicts["linear_backward"]
-    assert right == "linear_backward: all 3 cases pass. Well done!\n"
+def test_exercise_value_engine_stub_is_not_yet():
+    class Stub(RightValue):
+        def __mul__(self, other):
+            raise NotImplementedError("Exercise: replace this line with your code")
+
+    verdict = nb06.value_engine(Stub, quiet=True)
+    assert verdict.status == "not yet" and "Stub: not yet." in verdict.message
+
+
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (AssignedEverywhere, "gradients assigned, not accumulated (= instead of +=)"),
+        (AssignedInAdd, "gradients assigned, not accumulated (= instead of +=)"),
+        (AssignedInMul, "gradients assigned, not accumulated (= instead of +=)"),
+        (AssignedInTanh, "gradients assigned, not accumulated (= instead of +=)"),
+        (BreadthFirst, "backward in visiting order, not topological order"),
+        (PreorderRecursion, "backward in visiting order, not topological order"),
+        (PreorderStack, "backward in visiting order, not topological order"),
+        (EveryPath, "the graph walked once per path"),
+        (NotReversed, "the topological order walked forwards"),
+        (Unseeded, "the root's gradient not seeded with 1"),
+        (TanhOfInput, "tanh's slope taken at its input"),
+        (Unswapped, "the product rule with the inputs not swapped"),
+    ],
+    ids=lambda v: v.__name__ if isinstance(v, type) else "",
+)
+def test_exercise_value_engine_wrong_answers_are_named(cls, name):
+    verdict = nb06.value_engine(cls, quiet=True)
+    assert verdict.status == "wrong"
+    assert f"hint: this looks like {name}:" in verdict.message, verdict.message
+
+
+def test_exercise_value_engine_trains_the_mlp_against_torch():
+    # right on every small expression, wrong once inputs are fractions: the MLP case catches it
+    class WholeNumbers(RightValue):
+        def _wrap(self, other):
+            return other if isinstance(other, RightValue) else type(self)(int(other))
+
+    message = nb06.value_engine(WholeNumbers, quiet=True).message
+    assert "6 of 7 cases pass; case 'an MLP 2-5-3 on 18 spiral points" in message
+    assert "hint: work this case through by hand" in message  # no named mistake fits
+
+
+def test_exercise_value_engine_errors_quote_the_learners_line():
+    class Typo(RightValue):
+        def tanh(self):
+            out = type(self)(math.tanh(self.data), (self,))
+
+            def _backward():
+                self.grad += (1 - out.dat**2) * out.grad
+
+            out._backward = _backward
+            return out
+
+    class NoReturn(RightValue):
+        def __mul__(self, other):
+            RightValue.__mul__(self, other)
+
+    typo = nb06.value_engine(Typo, quiet=True).message
+    assert "raised AttributeError: 'Typo' object has no attribute 'dat'" in typo
+    assert "(in _backward: `self.grad += (1 - out.dat**2) * out.grad`)" in typo
+    no_return = nb06.value_engine(NoReturn, quiet=True).message
+    assert "raised TypeError: a * b gave NoneType, not a NoReturn" in no_return
+
+
+def test_exercise_value_engine_bad_input():
+    with pytest.raises(TypeError, match="cls must be your Value class itself, got RightValue"):
+        nb06.value_engine(RightValue(1.0))
+
+
+def test_exercise_linear_backward_wrong_answers_are_named():
+    sig = "def linear_backward(x, W, b, dy):"
+    right, transposed_w, mean_b, swapped_w = (
+        nb06.linear_backward(learner(sig, body), quiet=True).message
+        for body in [
+            "return dy @ W, dy.T @ x, dy.sum(0)",
+            "return dy @ W.T, dy.T @ x, dy.sum(0)",
+            "return dy @ W, dy.T @ x, dy.mean(0)",
+            "return dy @ W, x.T @ dy, dy.sum(0)",
+        ]
+    )
+    assert right == "linear_backward: all 3 cases pass. Well done!"
     assert "hint: this looks like dL/dx through W transposed" in transposed_w
     assert "hint: this looks like dL/db as a mean" in mean_b
     assert "hint: this looks like dL/dW transposed" in swapped_w
 
 
-def test_exercise_softmax_ce_grad_wrong_answers_are_named(verdicts):
-    right, no_mean, flipped = verdicts["softmax_ce_grad"]
-    assert right == "softmax_ce_grad: all 3 cases pass. Well done!\n"
+def test_exercise_softmax_ce_grad_wrong_answers_are_named():
+    sig = "def softmax_ce_grad(z, y):"
+    right, no_mean, flipped = (
+        nb06.softmax_ce_grad(learner(sig, body), quiet=True).message
+        for body in [
+            "p = torch.softmax(z, dim=-1)\n"
+            "return (p - F.one_hot(y, z.shape[-1]).to(z.dtype)) / z.shape[0]",
+            "p = torch.softmax(z, dim=-1)\nreturn p - F.one_hot(y, z.shape[-1]).to(z.dtype)",
+            "p = torch.softmax(z, dim=-1)\n"
+            "return (F.one_hot(y, z.shape[-1]).to(z.dtype) - p) / z.shape[0]",
+        ]
+    )
+    assert right == "softmax_ce_grad: all 3 cases pass. Well done!"
     assert "hint: this looks like forgetting the mean over the batch" in no_mean
     assert "hint: this looks like the sign flipped" in flipped

@@ -496,6 +496,27 @@ def test_student_versions_of_the_course_work(path):
     assert all(": not yet." in v for v in verdicts), verdicts
 
 
+REFERENCE_CODE = ("mistake(", "reference=", "lambda", "case(", "def ", "class ", "check(")
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
+def test_student_check_cells_give_nothing_away(path):
+    # a check cell is a call into the answer key (course_lib.exercises.nbNN): at most 5 lines,
+    # with no reference, case or named mistake for a learner to read in the student version
+    nb = json.loads(path.read_text())
+    solved = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    student = nbtools.student_version(nb, path.name)
+    code = ["".join(c["source"]) for c in student["cells"] if c["cell_type"] == "code"]
+    for fn, (_, checker) in nbtools.exercises(solved).items():
+        lines = [ln for ln in code[checker].splitlines() if ln.strip()]
+        assert len(lines) <= 5, f"{path.name}: the check cell of {fn} has {len(lines)} lines"
+        shown = [w for w in REFERENCE_CODE if w in code[checker]]
+        assert not shown, f"{path.name}: the check cell of {fn} shows {shown}"
+        assert f"nb{path.name[:2]}." in code[checker], (
+            f"{path.name}: {fn} is not checked by its key"
+        )
+
+
 def test_needed_cells_follow_the_names_read():
     sources = [
         "import math\nimport torch",  # 0

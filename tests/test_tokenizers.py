@@ -7,16 +7,16 @@ tokenizer, jieba) are in test_tokenizer_reference.py.
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from exercise_helpers import learner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import notebooks as nbtools
 from course_lib import data, tokenizers
+from course_lib.exercises import nb01
 
 # --------------------------------------------------------------------------- 1. cleaning
 
@@ -648,17 +648,19 @@ def test_pad_batch():
 
 
 # --------------------------------------------------------------------------- notebook exercises
-# Each exercise of notebook 01, run with its reference answer and with plausible wrong ones:
-# the reference passes, and each wrong answer gets a verdict whose hint names its mistake.
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_tokenization.ipynb"
+# The answer key (course_lib.exercises.nb01) is what each check cell of notebook 01 calls: a right
+# answer passes and each named mistake is recognised, tried here without running the notebook.
 
 
-def test_notebook_01_forward_max_match_wrong_answers_are_named():
-    right, shortest, dropped = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "forward_max_match",
-        [
+def _verdicts(exercise, *answers):
+    return [exercise(answer, quiet=True).message for answer in answers]
+
+
+def test_exercise_forward_max_match_wrong_answers_are_named():
+    signature = "def forward_max_match(text, vocab, max_len):"
+    right, shortest, dropped, short_window = (
+        learner(signature, body)
+        for body in (
             """
 words, i = [], 0
 while i < len(text):
@@ -693,19 +695,32 @@ while i < len(text):
         i += 1
 return words
 """,
-        ],
+            """
+words, i = [], 0
+while i < len(text):
+    for j in range(min(len(text), i + max_len - 1), i, -1):
+        if j == i + 1 or text[i:j] in vocab:
+            words.append(text[i:j])
+            i = j
+            break
+return words
+""",
+        )
     )
-    assert right == "forward_max_match: all 6 cases pass. Well done!\n"
-    assert "case 'the classic ambiguity' does not" in shortest
-    assert "hint: this looks like the shortest match" in shortest
-    assert "hint: this looks like dropping characters that start no word" in dropped
+    ok, s, d, w = _verdicts(nb01.forward_max_match, right, shortest, dropped, short_window)
+    assert ok == "forward_max_match: all 7 cases pass. Well done!"
+    assert "case 'the classic ambiguity' does not" in s
+    assert "hint: this looks like the shortest match" in s
+    assert "hint: this looks like dropping characters that start no word" in d
+    assert "case 'words inside longer words' does not" in w
+    assert "hint: this looks like a window one character too short" in w
 
 
-def test_notebook_01_merge_wrong_answers_are_named():
-    right, one_step, first_only = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "merge",
-        [
+def test_exercise_merge_wrong_answers_are_named():
+    signature = "def merge(ids, pair, new_id):"
+    right, one_step, first_only = (
+        learner(signature, body)
+        for body in (
             """
 out, i = [], 0
 while i < len(ids):
@@ -733,20 +748,115 @@ for i in range(len(ids) - 1):
         return ids[:i] + [new_id] + ids[i + 2 :]
 return list(ids)
 """,
-        ],
+        )
     )
-    assert right == "merge: all 7 cases pass. Well done!\n"
-    assert "hint: this looks like moving one step after a match" in one_step
-    assert "hint: this looks like merging only the first occurrence" in first_only
+    ok, step, first = _verdicts(nb01.merge, right, one_step, first_only)
+    assert ok == "merge: all 7 cases pass. Well done!"
+    assert "hint: this looks like moving one step after a match" in step
+    assert "hint: this looks like merging only the first occurrence" in first
 
 
-def test_notebook_01_wordpiece_wrong_answers_are_named():
+# The BPE training loop, as learners write it: the right one, and one bug each.
+
+
+def _bpe_loop(
+    chunks, num_merges, *, pick="smallest", weighted=True, merge="left", recount=True, stop=True
+):
+    words = {chunk: list(chunk) for chunk in chunks}
+    merges, counts = [], {}
+    for _ in range(num_merges):
+        if recount or not merges:
+            counts = {}
+            for chunk, ids in words.items():
+                for a, b in zip(ids, ids[1:], strict=False):
+                    counts[a, b] = counts.get((a, b), 0) + (chunks[chunk] if weighted else 1)
+        if stop and not counts:
+            break
+        if pick == "smallest":
+            best = min(counts, key=lambda p: (-counts[p], p))
+        elif pick == "largest":  # max over (count, pair)
+            best = max(counts, key=lambda p: (counts[p], p))
+        else:  # max(counts, key=counts.get): the tied pair it met first
+            best = max(counts, key=counts.get)
+        new_id = 256 + len(merges)
+        for chunk, ids in words.items():
+            if merge == "left":
+                words[chunk] = tokenizers.merge(ids, best, new_id)
+            elif merge == "one step":  # emits new_id at each match without skipping its partner
+                words[chunk] = [
+                    new_id if tuple(ids[i : i + 2]) == best else ids[i] for i in range(len(ids))
+                ]
+            else:  # in place, from the right, so that deleting keeps the indices valid
+                for i in range(len(ids) - 2, -1, -1):
+                    if i + 1 < len(ids) and (ids[i], ids[i + 1]) == best:
+                        ids[i : i + 2] = [new_id]
+        merges.append(best)
+        counts.pop(best)
+    return merges
+
+
+def _loop(name, **bug):
+    def learn_merges(chunks, num_merges):
+        return _bpe_loop(chunks, num_merges, **bug)
+
+    learn_merges.__name__ = name
+    return learn_merges
+
+
+def test_exercise_learn_merges_equals_the_library_and_wrong_answers_are_named():
+    right = _loop("learn_merges")
+    # the equality target: ByteBPETokenizer.train's merges on a small text, and train_bpe's
+    text = nb01.SMALL_TEXT
+    assert (
+        right(tokenizers.chunk_counts(text), 40)
+        == tokenizers.ByteBPETokenizer.train(text, 256 + 40).merges
+    )
+    ok, largest, first, unweighted, one_step, from_right, stale = _verdicts(
+        nb01.learn_merges,
+        right,
+        _loop("largest", pick="largest"),
+        _loop("first", pick="first"),
+        _loop("unweighted", weighted=False),
+        _loop("one_step", merge="one step"),
+        _loop("from_right", merge="right"),
+        _loop("stale", recount=False),
+    )
+    assert ok == "learn_merges: all 8 cases pass. Well done!"
+    assert "hint: this looks like ties going to the largest pair" in largest
+    assert "hint: this looks like ties going to the pair counted first" in first
+    assert "hint: this looks like pairs counted without the chunk frequencies" in unweighted
+    assert "hint: this looks like a merge that moves one step after a match" in one_step
+    assert "case 'overlapping pairs: aaa and aaaa' does not" in from_right
+    assert "hint: this looks like overlapping pairs merged from the right" in from_right
+    assert "hint: this looks like pair counts not recounted after a merge" in stale
+
+
+def test_exercise_learn_merges_tie_cases_catch_each_tie_rule():
+    # the tie rule alone decides these cases: each wrong rule fails on each of them
+    chunks = {b"ba": 1, b"dc": 1, b"ab": 1}
+    expected = tokenizers.train_bpe(chunks, 3)
+    assert expected == tokenizers.train_bpe_naive(chunks, 3) == [(97, 98), (98, 97), (100, 99)]
+    assert _loop("largest", pick="largest")(chunks, 3)[0] == (100, 99)
+    assert _loop("first", pick="first")(chunks, 3)[0] == (98, 97)
+
+
+def test_exercise_learn_merges_stub_and_errors_get_verdicts():
+    def stub(chunks, num_merges):
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+    # without the early stop, min() of no counts raises once the chunks run out of pairs
+    not_yet, crash = _verdicts(nb01.learn_merges, stub, _loop("no_stop", stop=False))
+    assert not_yet.startswith("stub: not yet.")
+    assert "case 'more merges than pairs' does not" in crash and "raised ValueError" in crash
+
+
+def test_exercise_wordpiece_wrong_answers_are_named():
     greedy = """
 if len(word) > max_chars:
     return ["[UNK]"]
 pieces, start = [], 0
 while start < len(word):
-    for end in range(len(word), start, -1):
+    for end in {ends}:
         piece = {piece}
         if piece in vocab:
             break
@@ -756,32 +866,30 @@ while start < len(word):
     start = end
 return pieces
 """
-    right, no_prefix, partial = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "wordpiece",
-        [
-            greedy.format(
-                piece='word[start:end] if start == 0 else "##" + word[start:end]',
-                unmatched='["[UNK]"]',
-            ),
-            greedy.format(piece="word[start:end]", unmatched='["[UNK]"]'),
-            greedy.format(
-                piece='word[start:end] if start == 0 else "##" + word[start:end]',
-                unmatched='pieces + ["[UNK]"]',
-            ),
-        ],
+    prefixed = 'word[start:end] if start == 0 else "##" + word[start:end]'
+    longest, shortest = "range(len(word), start, -1)", "range(start + 1, len(word) + 1)"
+    right, no_prefix, short, partial = (
+        learner("def wordpiece(word, vocab, max_chars=100):", greedy.format(**parts))
+        for parts in (
+            dict(ends=longest, piece=prefixed, unmatched='["[UNK]"]'),
+            dict(ends=longest, piece="word[start:end]", unmatched='["[UNK]"]'),
+            dict(ends=shortest, piece=prefixed, unmatched='["[UNK]"]'),
+            dict(ends=longest, piece=prefixed, unmatched='pieces + ["[UNK]"]'),
+        )
     )
-    assert right == "wordpiece: all 8 cases pass. Well done!\n"
-    assert "hint: this looks like continuation pieces without '##'" in no_prefix
-    assert "case 'a character not in the vocabulary' does not" in partial
-    assert "hint: this looks like [UNK] for the unmatched rest only" in partial
+    ok, n, s, p = _verdicts(nb01.wordpiece, right, no_prefix, short, partial)
+    assert ok == "wordpiece: all 8 cases pass. Well done!"
+    assert "hint: this looks like continuation pieces without '##'" in n
+    assert "hint: this looks like the shortest match" in s
+    assert "case 'a character not in the vocabulary' does not" in p
+    assert "hint: this looks like [UNK] for the unmatched rest only" in p
 
 
-def test_notebook_01_next_token_windows_wrong_answers_are_named():
-    right, unshifted, short = nbtools.run_exercise_variants(
-        NOTEBOOK,
-        "next_token_windows",
-        [
+def test_exercise_next_token_windows_wrong_answers_are_named():
+    signature = "def next_token_windows(ids, block_size):"
+    right, unshifted, short, apart = (
+        learner(signature, body)
+        for body in (
             """
 windows = ids.unfold(0, block_size + 1, 1)
 return windows[:, :-1], windows[:, 1:]
@@ -796,8 +904,16 @@ inputs = torch.stack([ids[t : t + block_size] for t in range(n)])
 targets = torch.stack([ids[t + 1 : t + block_size + 1] for t in range(n)])
 return inputs, targets
 """,
-        ],
+            """
+starts = range(0, len(ids) - block_size, block_size)
+inputs = torch.stack([ids[t : t + block_size] for t in starts])
+targets = torch.stack([ids[t + 1 : t + block_size + 1] for t in starts])
+return inputs, targets
+""",
+        )
     )
-    assert right == "next_token_windows: all 5 cases pass. Well done!\n"
-    assert "hint: this looks like targets equal to the inputs" in unshifted
-    assert "hint: this looks like one window too few" in short
+    ok, u, s, a = _verdicts(nb01.next_token_windows, right, unshifted, short, apart)
+    assert ok == "next_token_windows: all 5 cases pass. Well done!"
+    assert "hint: this looks like targets equal to the inputs" in u
+    assert "hint: this looks like one window too few" in s
+    assert "hint: this looks like non-overlapping windows" in a
