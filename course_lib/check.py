@@ -391,8 +391,8 @@ def _run(fn, reference, cases, mistakes, title, rtol, atol, timeout) -> Verdict:
         except NotImplementedError:
             return Verdict(
                 "not yet",
-                f"{title}: not yet. The function still raises NotImplementedError; replace "
-                "that line with your code and run its cell, then this one.",
+                f"{title}: not yet. Your code still raises NotImplementedError; replace "
+                "each such line with your code and run its cell, then this one.",
                 label,
             )
         except _Timeout:
