@@ -3,7 +3,6 @@
 BERT (course_lib.bert) has its own file, test_bert.py."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import notebooks as nbtools
+from course_lib import generate as generate_module
 from course_lib import transformer as T
 from course_lib.attention import MultiHeadAttention
 from course_lib.embeddings import rope_rotate
+from course_lib.exercises import nb04
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -353,61 +353,314 @@ def test_blocks_name_a_wrong_input_width():
 
 
 # ------------------------------------------------------------------ notebook 04's exercises
+# The answer key (course_lib.exercises.nb04) is what each check cell calls: right answers pass,
+# a stub gets "not yet", and each named mistake is recognised, tried here without the notebook.
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_transformer.ipynb"
+
+def _verdicts(exercise, *answers):
+    return [exercise(answer, quiet=True).message for answer in answers]
 
 
-@pytest.fixture(scope="module")
-def verdicts():
-    """One execution of notebook 04's prefix, trying right and wrong bodies for each exercise."""
-    return nbtools.run_exercises(
-        NOTEBOOK,
-        {
-            "layer_norm_by_hand": [
-                "mean = x.mean(-1, keepdim=True)\n"
-                "var = x.var(-1, keepdim=True, correction=0)\n"
-                "return (x - mean) / torch.sqrt(var + eps) * weight + bias",
-                "mean = x.mean(-1, keepdim=True)\n"
-                "return (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias",
-                "mean = x.mean(-1, keepdim=True)\n"
-                "return (x - mean) / (x.std(-1, keepdim=True, correction=0) + eps) * weight + bias",
-            ],
-            "decoder_input": [
-                "return torch.cat([torch.full_like(targets[:, :1], start_id), targets[:, :-1]], 1)",
-                "return targets",
-                "return torch.cat([targets[:, 1:], torch.full_like(targets[:, :1], start_id)], 1)",
-            ],
-            "gpt_parameter_count": [
-                "block = 4 * (d_model**2 + d_model) + 2 * d_model * d_ff + d_ff + 5 * d_model\n"
-                "return (vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
-                "block = 4 * (d_model**2 + d_model) + 2 * d_model * d_ff + d_ff + 5 * d_model\n"
-                "return (2 * vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
-                "block = 4 * d_model**2 + 2 * d_model * d_ff + 4 * d_model\n"
-                "return (vocab_size + block_size) * d_model + n_layers * block + 2 * d_model",
-            ],
-        },
+def test_exercise_layer_norm_verdicts():
+    def right(x, weight, bias, eps):
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, correction=0)
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    def unbiased(x, weight, bias, eps):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / torch.sqrt(x.var(-1, keepdim=True) + eps) * weight + bias
+
+    def eps_outside(x, weight, bias, eps):
+        mean = x.mean(-1, keepdim=True)
+        return (x - mean) / (x.std(-1, keepdim=True, correction=0) + eps) * weight + bias
+
+    ok, unb, outside = _verdicts(nb04.layer_norm_by_hand, right, unbiased, eps_outside)
+    assert ok == "right: all 4 cases pass. Well done!"
+    assert "hint: this looks like the unbiased variance" in unb and "D - 1" in unb
+    assert "hint: this looks like eps outside the square root" in outside
+
+
+def test_exercise_decoder_input_verdicts():
+    def right(targets, start_id):
+        return torch.cat([torch.full_like(targets[:, :1], start_id), targets[:, :-1]], 1)
+
+    def unshifted(targets, start_id):
+        return targets
+
+    def left(targets, start_id):
+        return torch.cat([targets[:, 1:], torch.full_like(targets[:, :1], start_id)], 1)
+
+    ok, uns, lft = _verdicts(nb04.decoder_input, right, unshifted, left)
+    assert ok == "right: all 3 cases pass. Well done!"
+    assert "hint: this looks like the targets unshifted" in uns
+    assert "hint: this looks like shifted left" in lft
+
+
+def test_exercise_gpt_parameter_count_verdicts():
+    def block(d_model, d_ff):
+        return 4 * (d_model**2 + d_model) + 2 * d_model * d_ff + d_ff + 5 * d_model
+
+    def right(vocab_size, block_size, d_model, n_layers, d_ff):
+        embeddings = (vocab_size + block_size) * d_model
+        return embeddings + n_layers * block(d_model, d_ff) + 2 * d_model
+
+    def untied(vocab_size, block_size, d_model, n_layers, d_ff):
+        return right(vocab_size, block_size, d_model, n_layers, d_ff) + vocab_size * d_model
+
+    def no_biases(vocab_size, block_size, d_model, n_layers, d_ff):
+        block = 4 * d_model**2 + 2 * d_model * d_ff + 4 * d_model
+        return (vocab_size + block_size) * d_model + n_layers * block + 2 * d_model
+
+    ok, unt, nob = _verdicts(nb04.gpt_parameter_count, right, untied, no_biases)
+    assert ok == "right: all 3 cases pass. Well done!"
+    assert "hint: this looks like the output layer counted separately" in unt
+    assert "hint: this looks like biases forgotten" in nob
+
+
+class RightBlock(nn.Module):
+    """A learner's GPTBlock: ln1, attn, ln2, fc1, fc2, pre-norm and causal."""
+
+    def __init__(self, d_model, n_heads, d_ff):
+        super().__init__()
+        self.ln1, self.attn = T.LayerNorm(d_model), MultiHeadAttention(d_model, n_heads)
+        self.ln2 = T.LayerNorm(d_model)
+        self.fc1, self.fc2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+
+    def mlp(self, h):
+        return self.fc2(F.gelu(self.fc1(h)))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x), is_causal=True)
+        return x + self.mlp(self.ln2(x))
+
+
+class PostNormBlock(RightBlock):
+    def forward(self, x):
+        x = self.ln1(x + self.attn(x, is_causal=True))
+        return self.ln2(x + self.mlp(x))
+
+
+class NotCausalBlock(RightBlock):
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class NoAttentionResidualBlock(RightBlock):
+    def forward(self, x):
+        x = self.attn(self.ln1(x), is_causal=True)
+        return x + self.mlp(self.ln2(x))
+
+
+class NoFeedForwardResidualBlock(RightBlock):
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x), is_causal=True)
+        return self.mlp(self.ln2(x))
+
+
+class OneNormBlock(RightBlock):
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x), is_causal=True)
+        return x + self.mlp(self.ln1(x))
+
+
+class ReluBlock(RightBlock):
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x), is_causal=True)
+        return x + self.fc2(F.relu(self.fc1(self.ln2(x))))
+
+
+class LibraryNamesBlock(nn.Module):
+    def __init__(self, d_model, n_heads, d_ff):
+        super().__init__()
+        self.norm1 = T.LayerNorm(d_model)
+        self.self_attn = MultiHeadAttention(d_model, n_heads)
+
+    def forward(self, x):
+        return x
+
+
+class StubBlock(nn.Module):
+    def __init__(self, d_model, n_heads, d_ff):
+        super().__init__()
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+
+def test_exercise_gpt_block_verdicts():
+    right, post, causal, res_attn, res_ffn, one_norm, relu, names, stub = _verdicts(
+        nb04.gpt_block,
+        RightBlock,
+        PostNormBlock,
+        NotCausalBlock,
+        NoAttentionResidualBlock,
+        NoFeedForwardResidualBlock,
+        OneNormBlock,
+        ReluBlock,
+        LibraryNamesBlock,
+        StubBlock,
     )
+    assert right == "RightBlock: all 3 cases pass. Well done!"
+    assert "hint: this looks like post-norm instead of pre-norm" in post
+    assert "hint: this looks like attention without the causal mask" in causal
+    assert "hint: this looks like the residual around attention missing" in res_attn
+    assert "hint: this looks like the residual around the feed-forward missing" in res_ffn
+    assert "hint: this looks like ln1 used for both sub-layers" in one_norm
+    assert "hint: this looks like ReLU in the feed-forward" in relu
+    assert "must carry the names given in the exercise" in names
+    assert "expected the attributes ['ln1', 'attn', 'ln2', 'fc1', 'fc2']" in names
+    assert stub.startswith("StubBlock: not yet.")
 
 
-def test_exercise_layer_norm_verdicts(verdicts):
-    right, unbiased, eps_outside = verdicts["layer_norm_by_hand"]
-    assert right == "layer_norm_by_hand: all 4 cases pass. Well done!\n"
-    assert "the unbiased variance" in unbiased and "D - 1" in unbiased
-    assert "eps outside the square root" in eps_outside
+def test_a_learners_error_quotes_the_learners_line():
+    class Typo(RightBlock):
+        def forward(self, x):
+            return x + self.attn(self.ln1(x.mT), is_causal=True)
+
+    verdict = nb04.gpt_block(Typo, quiet=True).message
+    assert "Typo raised ValueError" in verdict
+    assert "(line 2 of forward: `return x + self.attn(self.ln1(x.mT), is_causal=True)`)" in verdict
 
 
-def test_exercise_decoder_input_verdicts(verdicts):
-    right, unshifted, left = verdicts["decoder_input"]
-    assert right == "decoder_input: all 3 cases pass. Well done!\n"
-    assert "the targets unshifted" in unshifted
-    assert "shifted left" in left
+class RightGPT(nn.Module):
+    """A learner's MiniGPT with T.GPT's names: tok_emb, pos_emb, blocks, norm, head."""
+
+    def __init__(self, config, tie=None, activation=None):
+        super().__init__()
+        c = config
+        self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos_emb = nn.Embedding(c.block_size, c.d_model)
+        act = activation or c.activation
+        sizes = (c.d_model, c.n_heads, c.d_ff)
+        self.blocks = nn.ModuleList(
+            T.DecoderBlock(*sizes, activation=act, cross_attention=False) for _ in range(c.n_layers)
+        )
+        self.norm = T.LayerNorm(c.d_model)
+        self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_weights if tie is None else tie:
+            self.head.weight = self.tok_emb.weight
+
+    def embed(self, ids):
+        return self.tok_emb(ids) + self.pos_emb(torch.arange(ids.shape[1]))
+
+    def forward(self, ids):
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
 
 
-def test_exercise_gpt_parameter_count_verdicts(verdicts):
-    right, untied, no_biases = verdicts["gpt_parameter_count"]
-    assert right == "gpt_parameter_count: all 3 cases pass. Well done!\n"
-    assert "the output layer counted separately" in untied
-    assert "biases forgotten" in no_biases
+class NoFinalNormGPT(RightGPT):
+    def forward(self, ids):
+        x = self.embed(ids)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+class NoPositionsGPT(RightGPT):
+    def embed(self, ids):
+        return self.tok_emb(ids)
+
+
+class SoftmaxGPT(RightGPT):
+    def forward(self, ids):
+        return torch.softmax(super().forward(ids), dim=-1)
+
+
+class UntiedGPT(RightGPT):
+    def __init__(self, config):
+        super().__init__(config, tie=False)
+
+
+class AlwaysTiedGPT(RightGPT):
+    def __init__(self, config):
+        super().__init__(config, tie=True)
+
+
+class DefaultActivationGPT(RightGPT):
+    def __init__(self, config):
+        super().__init__(config, activation="gelu")
+
+
+def test_exercise_gpt_verdicts():
+    verdicts = _verdicts(
+        nb04.gpt,
+        RightGPT,
+        NoFinalNormGPT,
+        NoPositionsGPT,
+        SoftmaxGPT,
+        UntiedGPT,
+        AlwaysTiedGPT,
+        DefaultActivationGPT,
+    )
+    right, no_norm, no_pos, soft, untied, tied, act = verdicts
+    assert right == "RightGPT: all 4 cases pass. Well done!"
+    assert "hint: this looks like the final layer norm missing" in no_norm
+    assert "hint: this looks like the positions left out" in no_pos
+    assert "hint: this looks like probabilities instead of logits" in soft
+    assert "hint: this looks like the head not tied to the embedding" in untied
+    assert "case 'head not tied' does not" in tied
+    assert "hint: this looks like the head tied although the config says not" in tied
+    assert "hint: this looks like config.activation ignored" in act
+
+
+def test_exercise_gpt_stub_is_not_yet_and_the_global_rng_is_left_alone():
+    class StubGPT(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            raise NotImplementedError("Exercise: replace this line with your code")
+
+    assert nb04.gpt(StubGPT, quiet=True).status == "not yet"
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    assert nb04.gpt(RightGPT, quiet=True).passed and nb04.gpt_block(RightBlock, quiet=True).passed
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def _greedy(model, ids, max_new_tokens, crop=True, position=-1):
+    for _ in range(max_new_tokens):
+        context = ids[:, -model.config.block_size :] if crop else ids
+        with torch.no_grad():
+            logits = model(context)  # (B, T', V)
+        ids = torch.cat([ids, logits[:, position].argmax(-1, keepdim=True)], dim=1)
+    return ids
+
+
+def test_exercise_greedy_generate_verdicts():
+    def greedy(model, ids, max_new_tokens):
+        return _greedy(model, ids, max_new_tokens)
+
+    def uncropped(model, ids, max_new_tokens):
+        return _greedy(model, ids, max_new_tokens, crop=False)
+
+    def first_position(model, ids, max_new_tokens):
+        return _greedy(model, ids, max_new_tokens, position=0)
+
+    def new_only(model, ids, max_new_tokens):
+        return _greedy(model, ids, max_new_tokens)[:, ids.shape[1] :]
+
+    def stub(model, ids, max_new_tokens):
+        raise NotImplementedError("Exercise: replace this line with your code")
+
+    ok, unc, first, new, not_yet = _verdicts(
+        nb04.greedy_generate, greedy, uncropped, first_position, new_only, stub
+    )
+    assert ok == "greedy: all 4 cases pass. Well done!"
+    assert "hint: this looks like the context not cropped" in unc
+    assert "hint: this looks like the argmax of the first position" in first
+    assert "hint: this looks like only the new tokens returned" in new
+    assert not_yet.startswith("stub: not yet.")
+
+
+def test_the_right_greedy_loop_equals_generate_on_a_real_gpt():
+    # the checker's models accept long inputs; a real T.GPT (which refuses them) gives the same
+    gpt = T.GPT(T.GPTConfig(19, 4, 8, 2, 2, 16)).eval()
+    ids = torch.randint(0, 19, (2, 3), generator=torch.Generator().manual_seed(0))
+    want = generate_module.generate(gpt, ids, 6, do_sample=False)
+    assert torch.equal(_greedy(gpt, ids, 6), want)
+    with pytest.raises(ValueError, match="the model holds at most 4"):
+        _greedy(gpt, ids, 6, crop=False)
 
 
 # ------------------------------------------------------------------ the trainer's fast path
