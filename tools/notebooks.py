@@ -567,16 +567,17 @@ def execute(paths: list[Path]) -> int:
     # Format first: a reformatted source line can change an output (a warning echoes it).
     subprocess.run([sys.executable, "-m", "ruff", "check", "--fix", "--quiet", *rel], cwd=REPO)
     subprocess.run([sys.executable, "-m", "ruff", "format", "--quiet", *rel], cwd=REPO, check=True)
-    cmap = coursemap.load_course_map(coursemap.COURSE_MAP)
     machine = machine_description()
     today = datetime.date.today().isoformat()
     for path in paths:
         print(f"executing {path.name} ...", flush=True)
         seconds = execute_one(path)
         print(f"  {seconds:.1f} s", flush=True)
+        # Read the map just before writing: an edit made while the notebook ran is kept.
+        cmap = coursemap.load_course_map(coursemap.COURSE_MAP)
         coursemap.record_run_time(cmap, path.name, "ci", seconds, machine, today)
         coursemap.write_course_map(cmap)
-    coursemap.render_readme(cmap)
+    coursemap.render_readme(coursemap.load_course_map(coursemap.COURSE_MAP))
     return 0
 
 
