@@ -134,3 +134,9 @@ def test_the_answer_key_sits_on_top():
     assert "exercises" not in GRAPH["check"]
     modules = sorted(p.stem for p in (REPO / "course_lib" / "exercises").glob("nb*.py"))
     assert modules and all(len(m) == 4 and m[2:].isdigit() for m in modules), modules
+
+
+def test_memory_builds_on_the_transformer():
+    # the training-memory budget needs the GPT's config and parameter count, nothing above it
+    assert GRAPH["memory"] <= {"transformer", BASE}
+    assert not {m for m, deps in GRAPH.items() if "memory" in deps}
