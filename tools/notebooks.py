@@ -140,6 +140,19 @@ def _output_bytes(out: dict) -> int:
     return len(json.dumps(out))
 
 
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+LOADING_WEIGHTS = "Loading weights"  # Hugging Face's progress bar while a model loads
+
+
+def _widget_or_loading_bar(out: dict) -> bool:
+    """A stored ipywidgets view (a tqdm.notebook bar: tqdm.notebook ignores TQDM_DISABLE) or the
+    text of Hugging Face's "Loading weights" bar. Both record how far a bar had got on one run,
+    and a widget's model id changes on every run: neither belongs in a reference output."""
+    data = out.get("data", {})
+    text = "".join(out.get("text", "")) + "".join(data.get("text/plain", ""))
+    return WIDGET_MIME in data or LOADING_WEIGHTS in text
+
+
 def problems(nb: dict, name: str = "notebook") -> list[str]:
     """Every way a stored notebook breaks the course's hygiene rules (empty list: clean)."""
     found = []
@@ -182,6 +195,12 @@ def problems(nb: dict, name: str = "notebook") -> list[str]:
             total += size
             if size > MAX_OUTPUT_BYTES:
                 found.append(f"{name}: code cell {i + 1} has a {size // 1000} kB output")
+            if _widget_or_loading_bar(out):
+                found.append(
+                    f"{name}: code cell {i + 1} stores a widget or a 'Loading weights' progress "
+                    "bar: switch the bar off in the code (for Hugging Face: "
+                    "transformers.utils.logging.disable_progress_bar()) and execute again"
+                )
             if out.get("output_type") == "error" and "raises-exception" not in tags:
                 found.append(
                     f"{name}: code cell {i + 1} stores an error but has no raises-exception tag"
