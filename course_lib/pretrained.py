@@ -118,7 +118,11 @@ def sentence_model(device: str = "cpu"):
     folder = minilm_dir()
     _offline()
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    # No "Loading weights" bar: in Jupyter it is a widget (tqdm.notebook ignores TQDM_DISABLE),
+    # which would be stored in the notebook and means nothing to a reader.
+    hf_logging.disable_progress_bar()
     return SentenceTransformer(str(folder), device=device)
 
 

@@ -119,3 +119,10 @@ def test_too_long_input_is_refused(models):
     ours, _ = models
     with pytest.raises(ValueError, match="at most 512"):
         ours(torch.zeros(1, 513, dtype=torch.long))
+
+
+def test_loading_the_reference_stores_no_progress_bar(models):
+    # a "Loading weights" bar is a widget in Jupyter, which a notebook would store: it is off
+    from transformers.utils import logging as hf_logging
+
+    assert not hf_logging.is_progress_bar_enabled()
