@@ -1,12 +1,16 @@
 """course_lib.tokenizers against the reference implementations, on ordinary and hard inputs.
 
-- byte-level BPE against Hugging Face `tokenizers` (the same GPT-2 pre-tokenizer, BpeTrainer);
+- byte-level BPE against Hugging Face `tokenizers` (the same GPT-2 pre-tokenizer, BpeTrainer):
+  vocabulary, tokens, the merge order under each library's tie rule, and special tokens
+  (one id each, leftmost-longest matching, no merges across them);
 - the WordPiece tokenizer against all-MiniLM-L6-v2's own tokenizer (`pretrained`), token id
   for token id, on corpus lines, a fixed list of hard cases and every character of the Basic
   Multilingual Plane.
 """
 
+import json
 import unicodedata
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -39,17 +43,19 @@ def our_chunks(text: str) -> list[str]:
     return ["".join(B2U[b] for b in c.encode("utf-8")) for c in tokenizers.pretokenize(text)]
 
 
-def hf_bpe(text: str, vocab_size: int) -> Tokenizer:
+def hf_bpe(text: str | list[str], vocab_size: int, special_tokens: Sequence[str] = ()) -> Tokenizer:
+    """Hugging Face's BPE trained like ours: GPT-2 pre-tokenizer, all 256 bytes, no merges
+    across the texts of a list (each is pre-tokenized on its own)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = HF_BYTE_LEVEL
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[],
+        special_tokens=list(special_tokens),
         show_progress=False,
     )
-    tok.train_from_iterator([text], trainer)
+    tok.train_from_iterator([text] if isinstance(text, str) else text, trainer)
     return tok
 
 
@@ -97,6 +103,106 @@ def test_bpe_matches_hugging_face(train_and_val, vocab_size):
     assert ["".join(B2U[b] for b in ours.token_bytes[i]) for i in ours.encode(head)] == hf.encode(
         head
     ).tokens
+
+
+def hf_merges(tok: Tokenizer) -> list[tuple[str, str]]:
+    """The merges of a trained Hugging Face BPE, in order, as pairs of byte symbols."""
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in merges]
+
+
+def our_merges(merges: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    """The course's merges (pairs of ids) written like Hugging Face's (pairs of byte symbols)."""
+    token_bytes = tokenizers.ByteBPETokenizer(merges).token_bytes
+    return [(symbols(token_bytes[a]), symbols(token_bytes[b])) for a, b in merges]
+
+
+def symbols(token: bytes) -> str:
+    return tokenizers.bytes_to_symbols(token)
+
+
+def our_tokens(tok: tokenizers.ByteBPETokenizer, text: str) -> list[str]:
+    """Our tokens of `text` as Hugging Face shows its tokens (a special token: its text)."""
+    return [symbols(tok.token_bytes[i]) for i in tok.encode(text)]
+
+
+@pytest.mark.parametrize("vocab_size", [512, 2048])
+def test_hugging_face_breaks_ties_by_its_own_byte_numbering(train_and_val, vocab_size):
+    """The course breaks ties by byte value, Hugging Face by its alphabet's order (its ids):
+    with that order, train_bpe learns Hugging Face's merges in Hugging Face's order."""
+    train, _ = train_and_val
+    chunks = tokenizers.chunk_counts(train)
+    hf = hf_merges(hf_bpe(train, vocab_size))
+    ours = tokenizers.train_bpe(chunks, vocab_size - 256)
+    ranked = tokenizers.train_bpe(chunks, vocab_size - 256, byte_rank=tokenizers.HF_BYTE_RANK)
+    assert our_merges(ranked) == hf
+    assert our_merges(ours) != hf and sorted(our_merges(ours)) == sorted(hf)  # ties: order
+
+
+def test_tie_rules_on_a_three_way_tie():
+    # " a bc": (" ", "a"), (" ", "b") and ("b", "c") occur once each
+    chunks = tokenizers.chunk_counts(" a bc")
+    assert tokenizers.train_bpe(chunks, 1) == [(32, 97)]  # ours: the space is byte 32
+    assert hf_merges(hf_bpe(" a bc", 257)) == [("b", "c")]  # Hugging Face: the space is "Ġ"
+    assert tokenizers.train_bpe(chunks, 1, byte_rank=tokenizers.HF_BYTE_RANK) == [(98, 99)]
+    # the rank is Hugging Face's own numbering of its alphabet
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    assert [alphabet.index(B2U[b]) for b in range(256)] == list(tokenizers.HF_BYTE_RANK)
+
+
+# --------------------------------------------------------------------------- special tokens
+
+EOT = "<|endoftext|>"
+
+
+def hf_with_special_tokens(base: Tokenizer, special_tokens: list[str]) -> Tokenizer:
+    tok = Tokenizer.from_str(base.to_str())
+    tok.add_special_tokens(special_tokens)
+    return tok
+
+
+def test_special_tokens_like_hugging_face(train_and_val):
+    train, val = train_and_val
+    docs = [p for p in train.split("\n\n") if p.strip()]
+    text = EOT.join(docs)
+    ours = tokenizers.ByteBPETokenizer.train(text, 1024, special_tokens=[EOT])
+    # Hugging Face's trainer reads a special token's text in the training data as ordinary
+    # text (it learns "<|" from it), so it is given the documents one by one, which is what
+    # the course's trainer does when it cuts the text at its special tokens.
+    reads_it = hf_bpe(text, 1024, special_tokens=[EOT])
+    assert ("<", "|") in hf_merges(reads_it)
+    hf = hf_bpe(docs, 1024, special_tokens=[EOT])
+    assert ours.vocab_size == hf.get_vocab_size() == 1024
+    assert {symbols(t) for t in ours.token_bytes} == set(hf.get_vocab())
+    # the special token: one id, at the end for us (like GPT-2), first for Hugging Face
+    assert ours.special_ids == {EOT: 1023} and hf.token_to_id(EOT) == 0
+    # the same tokens on validation documents joined by the special token
+    joined = EOT.join(p for p in val.split("\n\n")[:40] if p.strip())
+    ours_tokens = our_tokens(ours, joined)
+    assert ours_tokens == hf.encode(joined).tokens
+    assert ours_tokens.count(EOT) == joined.count(EOT) > 10
+
+
+SPECIALS = ["<|end", EOT, "<|end|>", "ab", "bcd", "|>x"]
+PIECES = [*SPECIALS, "<|", "|>", "end", "oftext", "a", "b", "c", "d", "x", " ", "'ll"]
+
+
+@pytest.fixture(scope="module")
+def both_with_overlapping_special_tokens(train_and_val):
+    train, _ = train_and_val
+    hf = hf_bpe(train, 512)
+    # with Hugging Face's tie order the merges have the same ranks, so any difference in the
+    # tokens below comes from the special tokens alone
+    merges = tokenizers.train_bpe(tokenizers.chunk_counts(train), 256, tokenizers.HF_BYTE_RANK)
+    ours = tokenizers.ByteBPETokenizer(merges, special_tokens=SPECIALS)
+    return ours, hf_with_special_tokens(hf, SPECIALS)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(PIECES), max_size=20).map("".join))
+def test_overlapping_special_tokens_like_hugging_face(both_with_overlapping_special_tokens, s):
+    ours, hf = both_with_overlapping_special_tokens
+    assert our_tokens(ours, s) == hf.encode(s).tokens
 
 
 # --------------------------------------------------------------------------- WordPiece

@@ -7,6 +7,8 @@ tokenizer, jieba) are in test_tokenizer_reference.py.
 import json
 import subprocess
 import sys
+import tracemalloc
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -430,6 +432,288 @@ def test_bytes_per_token(bpe):
     assert tokenizers.bytes_per_token(bpe, "你好") == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least one token"):
         tokenizers.bytes_per_token(bpe, ["", ""])
+
+
+# --------------------------------------------------------------------------- 4b. ties
+
+# Three pairs occur once each in " a bc": (" ", "a"), (" ", "b") and ("b", "c"), a three-way tie.
+TIE_TEXT = " a bc"
+
+
+def test_ties_go_to_the_smallest_pair_of_byte_ids():
+    chunks = tokenizers.chunk_counts(TIE_TEXT)
+    assert chunks == {b" a": 1, b" bc": 1}
+    first = tokenizers.train_bpe(chunks, 1)
+    assert first == tokenizers.train_bpe_naive(chunks, 1) == [(32, 97)]  # space < "b"
+    # (32, 97) < (32, 98) < (98, 99) as tuples; then " b" (257) is followed by "c"
+    assert tokenizers.train_bpe(chunks, 3) == [(32, 97), (32, 98), (257, 99)]
+
+
+def test_byte_rank_reorders_the_bytes_only_for_ties():
+    chunks = tokenizers.chunk_counts(TIE_TEXT)
+    rank = tokenizers.HF_BYTE_RANK
+    assert sorted(rank) == list(range(256))
+    assert rank[ord("a")] < rank[ord("b")] < rank[ord(" ")]  # the space is "Ġ", U+0120
+    # with the space ranked after the letters, ("b", "c") wins the tie
+    assert tokenizers.train_bpe(chunks, 1, byte_rank=rank) == [(98, 99)]
+    # a merged id keeps its meaning: 256 is "bc" both times
+    assert tokenizers.train_bpe(chunks, 3, byte_rank=rank) == [(98, 99), (32, 97), (32, 256)]
+    # without ties the rank changes nothing
+    text = data.load_corpus("val", "small")[:5_000]
+    counts = tokenizers.chunk_counts(text)
+    merges = tokenizers.train_bpe(counts, 30)
+    identity = list(range(256))
+    assert tokenizers.train_bpe(counts, 30, byte_rank=identity) == merges
+    with pytest.raises(ValueError, match="byte_rank must hold each of 0..255 exactly once"):
+        tokenizers.train_bpe(chunks, 1, byte_rank=[0] * 256)
+    with pytest.raises(TypeError, match="byte_rank must be a sequence of 256 ints"):
+        tokenizers.train_bpe(chunks, 1, byte_rank="abc")
+    with pytest.raises(TypeError, match=r"byte_rank\[0\] must be an integer"):
+        tokenizers.train_bpe(chunks, 1, byte_rank=[0.5] * 256)
+
+
+# --------------------------------------------------------------------------- 4c. special tokens
+
+EOT = "<|endoftext|>"
+
+
+def documents() -> list[str]:
+    """Fifty short documents: the validation text's paragraphs."""
+    paragraphs = [p for p in data.load_corpus("val", "small").split("\n\n") if p.strip()]
+    return paragraphs[:50]
+
+
+@pytest.fixture(scope="module")
+def bpe_special():
+    """A BPE trained on documents joined by <|endoftext|>, with three special tokens."""
+    text = EOT.join(documents())
+    return tokenizers.ByteBPETokenizer.train(text, 400, special_tokens=[EOT, "<|end|>", "<|end"])
+
+
+def test_special_tokens_get_one_id_each_after_the_merges(bpe_special):
+    tok = bpe_special
+    assert tok.vocab_size == 400 and len(tok.merges) == 397 - 256
+    assert tok.special_ids == {EOT: 397, "<|end|>": 398, "<|end": 399}
+    for t, i in tok.special_ids.items():
+        assert tok.encode(t) == [i]
+        assert tok.decode([i]) == t and tok.token_bytes[i] == t.encode()
+    text = EOT.join(documents()[:5])
+    ids = tok.encode(text)
+    assert ids.count(397) == 4 and tok.decode(ids) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a<|endoftext|>b", " <|endoftext|> ", "<|endoftext|><|endoftext|>", "don't<|endoftext|>'s"],
+)
+def test_special_tokens_are_never_split(bpe_special, text):
+    ids = bpe_special.encode(text)
+    assert ids.count(397) == text.count(EOT)
+    assert bpe_special.decode(ids) == text
+    # the text around a special token is encoded as if the special token were not there
+    before, _, after = text.partition(EOT)
+    assert ids[: ids.index(397)] == bpe_special.encode(before)
+    assert ids[ids.index(397) + 1 :] == bpe_special.encode(after)
+    # with allowed_special="none", the same characters are ordinary text: several tokens
+    plain = bpe_special.encode(text, allowed_special="none")
+    assert 397 not in plain and len(plain) > len(ids) and bpe_special.decode(plain) == text
+
+
+def test_training_never_merges_across_special_tokens():
+    docs = documents()
+    text = EOT.join(docs)
+    # the chunks of the joined text are the chunks of the documents, counted together
+    together = Counter()
+    for d in docs:
+        together.update(tokenizers.chunk_counts(d))
+    assert tokenizers.chunk_counts(text, special_tokens=[EOT]) == dict(together)
+    # so training on the joined text learns the merges of the documents
+    tok = tokenizers.ByteBPETokenizer.train(text, 300, special_tokens=[EOT])
+    assert tok.merges == tokenizers.train_bpe(dict(together), 300 - 256 - 1)
+    # and no learned token holds any part of the special token's text
+    assert not any(b"<|" in t or b"|>" in t for t in tok.token_bytes[256:-1])
+    # without the special token, its text is trained on like any other text
+    plain = tokenizers.ByteBPETokenizer.train(text, 300)
+    assert any(b"<|" in t or b"|>" in t for t in plain.token_bytes[256:])
+
+
+def test_the_longest_special_token_wins(bpe_special):
+    tok = bpe_special
+    ids = tok.special_ids
+    assert tok.encode("<|endoftext|>") == [ids[EOT]]  # not "<|end" + "oftext|>"
+    assert tok.encode("<|end|>") == [ids["<|end|>"]]  # not "<|end" + "|>"
+    assert tok.encode("<|end") == [ids["<|end"]]
+    assert tok.encode("<|endoftext") == [ids["<|end"], *tok.encode("oftext")]
+    # the order of the list does not matter: the longest match is taken, not the first listed
+    reverse = tokenizers.ByteBPETokenizer(tok.merges, special_tokens=tok.special_tokens[::-1])
+    text = "<|endoftext|><|end|><|end|>x<|end"
+    pieces = [tok.decode([i]) for i in tok.encode(text)]
+    assert [reverse.decode([i]) for i in reverse.encode(text)] == pieces
+    assert pieces == [EOT, "<|end|>", "<|end|>", "x", "<|end"]
+    # leftmost first, then longest: "ab" starts before "bcd", so "abcd" is "ab" + "cd"
+    assert tokenizers.split_on_special("abcd", ["bcd", "ab"]) == [("ab", True), ("cd", False)]
+    assert tokenizers.split_on_special("xbcd", ["bcd", "ab"]) == [("x", False), ("bcd", True)]
+
+
+def test_split_on_special():
+    assert tokenizers.split_on_special("", [EOT]) == []
+    assert tokenizers.split_on_special("abc", []) == [("abc", False)]
+    assert tokenizers.split_on_special(f"a{EOT}{EOT}b", [EOT]) == [
+        ("a", False),
+        (EOT, True),
+        (EOT, True),
+        ("b", False),
+    ]
+    assert tokenizers.special_token_regex([]) is None
+
+
+SPECIAL_PARTS = [EOT, "<|end|>", "<|end", "<|", "|>", "end", "oftext", "'ll", "'", "l", "s"]
+TEXT_PARTS = [" ", "  ", "\n", "\r\n", "\t", "a", "B", "1", "23", "!", "你好", "😀", "é"]
+stream_texts = st.lists(st.sampled_from(SPECIAL_PARTS + TEXT_PARTS), max_size=40).map("".join)
+
+
+@settings(max_examples=300)
+@given(stream_texts, st.sampled_from(["all", "none", {"<|end"}, {EOT, "<|end|>"}]))
+def test_round_trip_with_special_tokens(bpe_special, text, allowed):
+    assert bpe_special.decode(bpe_special.encode(text, allowed_special=allowed)) == text
+
+
+def test_allowed_special(bpe_special):
+    tok = bpe_special
+    ids = tok.special_ids
+    assert tok.encode("<|endoftext|>", allowed_special={"<|end"}) == [
+        ids["<|end"],
+        *tok.encode("oftext|>", allowed_special="none"),
+    ]
+    assert tok.encode("x", allowed_special=set()) == tok.encode("x", allowed_special="none")
+    with pytest.raises(ValueError, match="allowed_special must be 'all', 'none' or a set"):
+        tok.encode("x", allowed_special="some")
+    with pytest.raises(ValueError, match=r"allowed_special names '<\|im_end\|>', not among"):
+        tok.encode("x", allowed_special={"<|im_end|>"})
+    with pytest.raises(TypeError, match="allowed_special must be 'all', 'none' or a set"):
+        tok.encode("x", allowed_special=1)
+
+
+def test_special_token_errors():
+    with pytest.raises(ValueError, match=r"vocab_size must be >= 258 for byte-level BPE \(256 "):
+        tokenizers.ByteBPETokenizer.train("some text", 257, special_tokens=["<a>", "<b>"])
+    with pytest.raises(TypeError, match="special_tokens must be a list of strings"):
+        tokenizers.ByteBPETokenizer.train("some text", 300, special_tokens=EOT)
+    with pytest.raises(TypeError, match=r"special_tokens\[1\] must be a string, got bytes"):
+        tokenizers.ByteBPETokenizer([], special_tokens=[EOT, b"<|x|>"])
+    with pytest.raises(ValueError, match=r"special_tokens\[0\] is empty"):
+        tokenizers.ByteBPETokenizer([], special_tokens=[""])
+    with pytest.raises(ValueError, match="special_tokens must not repeat"):
+        tokenizers.ByteBPETokenizer([], special_tokens=[EOT, EOT])
+    # room for the special tokens only: no merges at all
+    tok = tokenizers.ByteBPETokenizer.train("some text", 257, special_tokens=[EOT])
+    assert tok.merges == [] and tok.vocab_size == 257 and tok.encode(EOT) == [256]
+
+
+def test_special_tokens_save_and_load(bpe_special, tmp_path):
+    path = tmp_path / "bpe.json"
+    bpe_special.save(path)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["special_tokens"] == [EOT, "<|end|>", "<|end"]
+    again = tokenizers.ByteBPETokenizer.load(path)
+    assert again.special_ids == bpe_special.special_ids and again.merges == bpe_special.merges
+    text = f"Now is the winter{EOT}of our <|end|> discontent<|end"
+    assert again.encode(text) == bpe_special.encode(text)
+    # a file saved before special tokens existed loads with none
+    del saved["special_tokens"]
+    path.write_text(json.dumps(saved), encoding="utf-8")
+    old = tokenizers.ByteBPETokenizer.load(path)
+    assert old.special_tokens == () and old.vocab_size == 256 + len(bpe_special.merges)
+
+
+# --------------------------------------------------------------------------- 4d. streaming
+
+
+@settings(max_examples=300)
+@given(
+    stream_texts,
+    st.lists(st.integers(min_value=0, max_value=200), max_size=8),
+    st.sampled_from(["all", "none", {"<|end"}]),
+)
+def test_encode_stream_equals_whole_text_encoding(bpe_special, text, cuts, allowed):
+    cuts = sorted(c % (len(text) + 1) for c in cuts)
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    assert "".join(pieces) == text
+    expected = bpe_special.encode(text, allowed_special=allowed)
+    assert list(bpe_special.encode_stream(pieces, allowed_special=allowed)) == expected
+    # one character at a time: every position is a piece boundary
+    assert list(bpe_special.encode_stream(list(text), allowed_special=allowed)) == expected
+
+
+def test_encode_stream_holds_what_may_still_change(bpe_special):
+    tok = bpe_special
+    # a contraction, a word and a special token, each cut in two
+    for text in ["don't", "I'll", " there", "a  b", f"x{EOT}y", "<|end|>", "<|endoftext"]:
+        for k in range(len(text) + 1):
+            assert list(tok.encode_stream([text[:k], text[k:]])) == tok.encode(text), (text, k)
+    # a special token whose end could start another: "<a b c>" is final, though its ">"
+    # might be the start of ">z", because a match never starts inside an earlier one
+    overlapping = tokenizers.ByteBPETokenizer(tok.merges, special_tokens=["<a b c>", ">z"])
+    for text in ["x y <a b c>z", "x y <a b c>>z", "x y <a b c"]:
+        for k in range(len(text) + 1):
+            expected = overlapping.encode(text)
+            assert list(overlapping.encode_stream([text[:k], text[k:]])) == expected, (text, k)
+    assert list(tok.encode_stream([])) == [] and list(tok.encode_stream(["", ""])) == []
+    with pytest.raises(TypeError, match="pieces must be an iterable of strings"):
+        tok.encode_stream("one string")
+    with pytest.raises(TypeError, match=r"pieces\[1\] must be a string, got bytes"):
+        list(tok.encode_stream(["a", b"b"]))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 4096])
+def test_encode_file_equals_whole_text_encoding(bpe_special, tmp_path, chunk_size):
+    # multi-byte characters (2, 3 and 4 bytes) and special tokens across every read boundary
+    text = f"café 你好 😀 don't\r\n{EOT}  naïve<|end|>tail 'll <|end\n" * 3
+    path = tmp_path / "doc.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert list(bpe_special.encode_file(path, chunk_size)) == bpe_special.encode(text)
+    plain = bpe_special.encode(text, allowed_special="none")
+    assert list(bpe_special.encode_file(path, chunk_size, allowed_special="none")) == plain
+
+
+def test_encode_file_errors(bpe_special, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file at"):
+        bpe_special.encode_file(tmp_path / "missing.txt")
+    path = tmp_path / "doc.txt"
+    path.write_bytes(b"ok")
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        bpe_special.encode_file(path, 0)
+    path.write_bytes("你好".encode()[:-1])  # the last character is cut
+    with pytest.raises(UnicodeDecodeError):
+        list(bpe_special.encode_file(path, 2))
+    path.write_bytes(b"ok\xff")
+    with pytest.raises(UnicodeDecodeError):
+        list(bpe_special.encode_file(path))
+
+
+def test_encode_file_runs_in_bounded_memory(tmp_path):
+    """Peak memory while streaming a 1 MB file stays under half its size; encoding the whole
+    text at once needs about ten times the file (the text, its chunks and the id list)."""
+    text = data.load_corpus("val", "small")[:20_000]
+    trained = tokenizers.ByteBPETokenizer.train(text, 300, special_tokens=[EOT])
+    document = text + EOT + "你好 😀\r\n"
+    path = tmp_path / "big.txt"
+    path.write_bytes((document * 50).encode("utf-8"))
+    size = path.stat().st_size
+    assert size > 1_000_000
+    expected = trained.encode(document) * 50  # each document ends with a special token
+    # a fresh tokenizer, so that filling the chunk cache counts too
+    tok = tokenizers.ByteBPETokenizer(trained.merges, special_tokens=[EOT])
+    tracemalloc.start()
+    try:
+        # zip(strict=True) also checks that the stream ends exactly where the whole text does
+        for got, want in zip(tok.encode_file(path, 4096), expected, strict=True):
+            assert got == want
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    limit = size // 2
+    assert peak < limit, f"peak {peak:,} bytes for a file of {size:,}"
 
 
 # --------------------------------------------------------------------------- 5. WordPiece
