@@ -561,6 +561,72 @@ def test_notebook_00_exercise_wrong_answers_are_named():
     assert "expected a number, got tensor of shape ()" in tensor and ".item()" in tensor
 
 
+def test_notebook_00_pairwise_distances_wrong_answers_are_named():
+    # the PyTorch primer's broadcasting exercise: both loop-free forms pass; each slip is named
+    sig = "def pairwise_sq_distances(x, y):"
+    norms = "xx = (x * x).sum(dim=1, keepdim=True)\nyy = (y * y).sum(dim=1)\n"
+    right, direct, no_keepdim, no_two, root, swapped, stub = (
+        nb00.pairwise_sq_distances(learner(sig, body), quiet=True).message
+        for body in [
+            norms + "return (xx - 2 * x @ y.T + yy).clamp(min=0)",
+            "return ((x[:, None, :] - y[None, :, :]) ** 2).sum(dim=-1)",
+            "xx = (x * x).sum(dim=1)\nyy = (y * y).sum(dim=1)\nreturn xx - 2 * x @ y.T + yy",
+            norms + "return xx - x @ y.T + yy",
+            "return (x[:, None, :] - y[None, :, :]).norm(dim=-1)",
+            "return ((x[None, :, :] - y[:, None, :]) ** 2).sum(dim=-1)",
+            "raise NotImplementedError",
+        ]
+    )
+    assert right == "pairwise_sq_distances: all 5 cases pass. Well done!"
+    assert direct == right
+    assert "hint: this looks like the squared norms of x without keepdim" in no_keepdim
+    assert "hint: this looks like the factor 2 left out" in no_two
+    assert "hint: this looks like the distance, not its square" in root
+    assert "hint: this looks like rows and columns swapped" in swapped
+    assert "not yet" in stub
+
+
+FIT_LINE = """w = torch.zeros((), requires_grad=True)
+b = torch.zeros((), requires_grad=True)
+for _ in range(steps):
+    loss = ((w * x + b - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        w -= lr * w.grad
+        b -= lr * b.grad
+    w.grad = None
+    b.grad = None
+return w.item(), b.item()"""
+
+
+def test_notebook_00_fit_line_wrong_answers_are_named():
+    # the primer's gradient-descent exercise, against nn.Linear + F.mse_loss + torch.optim.SGD
+    sig = "def fit_line(x, y, lr, steps):"
+    reset = "    w.grad = None\n    b.grad = None\n"
+    update = "        w -= lr * w.grad\n        b -= lr * b.grad\n"
+    assert reset in FIT_LINE and update in FIT_LINE and ".mean()" in FIT_LINE
+    right, zeroed, never_reset, summed, uphill, outside = (
+        nb00.fit_line(learner(sig, body), quiet=True).message
+        for body in [
+            FIT_LINE,
+            FIT_LINE.replace(reset, "    w.grad.zero_()\n    b.grad.zero_()\n"),
+            FIT_LINE.replace(reset, ""),
+            FIT_LINE.replace(".mean()", ".sum()"),
+            FIT_LINE.replace(update, update.replace("-=", "+=")),
+            FIT_LINE.replace(
+                "    with torch.no_grad():\n" + update, update.replace("        ", "    ")
+            ),
+        ]
+    )
+    assert right == "fit_line: all 4 cases pass. Well done!"
+    assert zeroed == right  # zeroing the gradients in place is as good as setting them to None
+    assert "case 'one step' does not" not in never_reset  # one step cannot show it
+    assert "hint: this looks like gradients never reset" in never_reset
+    assert "hint: this looks like the sum of squared errors instead of the mean" in summed
+    assert "hint: this looks like a step up the gradient" in uphill
+    assert "raised RuntimeError" in outside and "in-place operation" in outside
+
+
 def test_is_checker():
     assert nbtools.is_checker("check(f, ref, cases)") and nbtools.is_checker("v = check(\n f)")
     assert not nbtools.is_checker("torch.autograd.gradcheck(f, x)")
