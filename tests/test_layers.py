@@ -92,6 +92,15 @@ def test_profile_builds_only_on_device():
     assert GRAPH["profile"] <= {"device", BASE}
 
 
+def test_the_subword_tokenizers_build_on_tokenizers():
+    # byte-level BPE and WordPiece use the text check and JSON helpers of `tokenizers`, which
+    # imports neither; they do not import each other
+    assert not GRAPH["tokenizers"] & {"bpe", "wordpiece"}, sorted(GRAPH["tokenizers"])
+    for name in ("bpe", "wordpiece"):
+        extra = GRAPH[name] - {"tokenizers", BASE}
+        assert not extra, f"{name} imports {sorted(extra)}"
+
+
 # The trainer, split by what a reader looks for: the loop (train), its config and presets, its
 # data and evaluation, the state a checkpoint saves and restores, the run card, and DDP.
 TRAINER = {"train", "train_config", "train_data", "train_state", "run_card", "ddp"}

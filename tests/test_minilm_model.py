@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from course_lib import bert, pretrained
 from course_lib import transformer as T
-from course_lib.tokenizers import WordPieceTokenizer
+from course_lib.wordpiece import WordPieceTokenizer
 
 ATOL = 1e-5  # CONVENTIONS: a pretrained model's outputs agree to 1e-5
 

@@ -1,4 +1,5 @@
-"""course_lib.tokenizers against the reference implementations, on ordinary and hard inputs.
+"""course_lib.bpe and course_lib.wordpiece against the reference implementations, on ordinary
+and hard inputs.
 
 - byte-level BPE against Hugging Face `tokenizers` (the same GPT-2 pre-tokenizer, BpeTrainer):
   vocabulary, tokens, the merge order under each library's tie rule, and special tokens
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from course_lib import data, pretrained, tokenizers
+from course_lib import bpe, data, pretrained, tokenizers, wordpiece
 
 # --------------------------------------------------------------------------- byte-level BPE
 
@@ -40,7 +41,7 @@ def hf_chunks(text: str) -> list[str]:
 
 
 def our_chunks(text: str) -> list[str]:
-    return ["".join(B2U[b] for b in c.encode("utf-8")) for c in tokenizers.pretokenize(text)]
+    return ["".join(B2U[b] for b in c.encode("utf-8")) for c in bpe.pretokenize(text)]
 
 
 def hf_bpe(text: str | list[str], vocab_size: int, special_tokens: Sequence[str] = ()) -> Tokenizer:
@@ -85,7 +86,7 @@ def train_and_val():
 @pytest.mark.parametrize("vocab_size", [512, 2048])
 def test_bpe_matches_hugging_face(train_and_val, vocab_size):
     train, val = train_and_val
-    ours = tokenizers.ByteBPETokenizer.train(train, vocab_size)
+    ours = bpe.ByteBPETokenizer.train(train, vocab_size)
     hf = hf_bpe(train, vocab_size)
     assert ours.vocab_size == hf.get_vocab_size() == vocab_size
     # the same vocabulary (as byte strings) ...
@@ -113,15 +114,15 @@ def hf_merges(tok: Tokenizer) -> list[tuple[str, str]]:
 
 def our_merges(merges: list[tuple[int, int]]) -> list[tuple[str, str]]:
     """The course's merges (pairs of ids) written like Hugging Face's (pairs of byte symbols)."""
-    token_bytes = tokenizers.ByteBPETokenizer(merges).token_bytes
+    token_bytes = bpe.ByteBPETokenizer(merges).token_bytes
     return [(symbols(token_bytes[a]), symbols(token_bytes[b])) for a, b in merges]
 
 
 def symbols(token: bytes) -> str:
-    return tokenizers.bytes_to_symbols(token)
+    return bpe.bytes_to_symbols(token)
 
 
-def our_tokens(tok: tokenizers.ByteBPETokenizer, text: str) -> list[str]:
+def our_tokens(tok: bpe.ByteBPETokenizer, text: str) -> list[str]:
     """Our tokens of `text` as Hugging Face shows its tokens (a special token: its text)."""
     return [symbols(tok.token_bytes[i]) for i in tok.encode(text)]
 
@@ -131,23 +132,23 @@ def test_hugging_face_breaks_ties_by_its_own_byte_numbering(train_and_val, vocab
     """The course breaks ties by byte value, Hugging Face by its alphabet's order (its ids):
     with that order, train_bpe learns Hugging Face's merges in Hugging Face's order."""
     train, _ = train_and_val
-    chunks = tokenizers.chunk_counts(train)
+    chunks = bpe.chunk_counts(train)
     hf = hf_merges(hf_bpe(train, vocab_size))
-    ours = tokenizers.train_bpe(chunks, vocab_size - 256)
-    ranked = tokenizers.train_bpe(chunks, vocab_size - 256, byte_rank=tokenizers.HF_BYTE_RANK)
+    ours = bpe.train_bpe(chunks, vocab_size - 256)
+    ranked = bpe.train_bpe(chunks, vocab_size - 256, byte_rank=bpe.HF_BYTE_RANK)
     assert our_merges(ranked) == hf
     assert our_merges(ours) != hf and sorted(our_merges(ours)) == sorted(hf)  # ties: order
 
 
 def test_tie_rules_on_a_three_way_tie():
     # " a bc": (" ", "a"), (" ", "b") and ("b", "c") occur once each
-    chunks = tokenizers.chunk_counts(" a bc")
-    assert tokenizers.train_bpe(chunks, 1) == [(32, 97)]  # ours: the space is byte 32
+    chunks = bpe.chunk_counts(" a bc")
+    assert bpe.train_bpe(chunks, 1) == [(32, 97)]  # ours: the space is byte 32
     assert hf_merges(hf_bpe(" a bc", 257)) == [("b", "c")]  # Hugging Face: the space is "Ġ"
-    assert tokenizers.train_bpe(chunks, 1, byte_rank=tokenizers.HF_BYTE_RANK) == [(98, 99)]
+    assert bpe.train_bpe(chunks, 1, byte_rank=bpe.HF_BYTE_RANK) == [(98, 99)]
     # the rank is Hugging Face's own numbering of its alphabet
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    assert [alphabet.index(B2U[b]) for b in range(256)] == list(tokenizers.HF_BYTE_RANK)
+    assert [alphabet.index(B2U[b]) for b in range(256)] == list(bpe.HF_BYTE_RANK)
 
 
 # --------------------------------------------------------------------------- special tokens
@@ -165,7 +166,7 @@ def test_special_tokens_like_hugging_face(train_and_val):
     train, val = train_and_val
     docs = [p for p in train.split("\n\n") if p.strip()]
     text = EOT.join(docs)
-    ours = tokenizers.ByteBPETokenizer.train(text, 1024, special_tokens=[EOT])
+    ours = bpe.ByteBPETokenizer.train(text, 1024, special_tokens=[EOT])
     # Hugging Face's trainer reads a special token's text in the training data as ordinary
     # text (it learns "<|" from it), so it is given the documents one by one, which is what
     # the course's trainer does when it cuts the text at its special tokens.
@@ -193,8 +194,8 @@ def both_with_overlapping_special_tokens(train_and_val):
     hf = hf_bpe(train, 512)
     # with Hugging Face's tie order the merges have the same ranks, so any difference in the
     # tokens below comes from the special tokens alone
-    merges = tokenizers.train_bpe(tokenizers.chunk_counts(train), 256, tokenizers.HF_BYTE_RANK)
-    ours = tokenizers.ByteBPETokenizer(merges, special_tokens=SPECIALS)
+    merges = bpe.train_bpe(bpe.chunk_counts(train), 256, bpe.HF_BYTE_RANK)
+    ours = bpe.ByteBPETokenizer(merges, special_tokens=SPECIALS)
     return ours, hf_with_special_tokens(hf, SPECIALS)
 
 
@@ -215,7 +216,7 @@ def reference():
 
 @pytest.fixture(scope="module")
 def ours():
-    return tokenizers.WordPieceTokenizer(pretrained.vocab())
+    return wordpiece.WordPieceTokenizer(pretrained.vocab())
 
 
 def hf_batch(tok, texts):
@@ -348,11 +349,11 @@ def test_wordpiece_equals_reference_on_random_batches(ours, reference, batch):
 
 
 def test_byte_symbols_are_hugging_faces():
-    symbols = tokenizers.bytes_to_symbols(bytes(range(256)))
+    symbols = bpe.bytes_to_symbols(bytes(range(256)))
     assert len(set(symbols)) == 256
     assert set(symbols) == set(pre_tokenizers.ByteLevel.alphabet())
     assert symbols == "".join(B2U[b] for b in range(256))
-    assert tokenizers.bytes_to_symbols(b" the\n") == "ĠtheĊ"
-    assert hf_chunks(" the") == [tokenizers.bytes_to_symbols(b" the")]
+    assert bpe.bytes_to_symbols(b" the\n") == "ĠtheĊ"
+    assert hf_chunks(" the") == [bpe.bytes_to_symbols(b" the")]
     with pytest.raises(TypeError, match="data must be bytes"):
-        tokenizers.bytes_to_symbols("text")
+        bpe.bytes_to_symbols("text")

@@ -2,8 +2,8 @@
 WordPiece for one word, and next-token windows.
 
 The module-sized one is the BPE training loop (`learn_merges`): given chunk counts (each
-distinct chunk's UTF-8 bytes -> how often it occurs, what `tokenizers.chunk_counts` returns)
-and a number of merges, it must return exactly the merges of `tokenizers.train_bpe` (and so of
+distinct chunk's UTF-8 bytes -> how often it occurs, what `bpe.chunk_counts` returns)
+and a number of merges, it must return exactly the merges of `bpe.train_bpe` (and so of
 `ByteBPETokenizer.train`): pair counts weighted by chunk frequency, recounted after every merge,
 the most frequent pair first and ties to the smallest pair, ids 256, 257, ..., and each merge
 applied left to right without overlaps.
@@ -20,8 +20,10 @@ from itertools import pairwise
 
 import torch
 
+from course_lib import bpe as BPE
 from course_lib import data, pretrained
 from course_lib import tokenizers as T
+from course_lib import wordpiece as WP
 from course_lib.check import Verdict, case, check, mistake
 
 # The notebook's toy text, and a few lines of Shakespeare (Sonnet 18) for a longer BPE run.
@@ -148,7 +150,7 @@ def merge(fn: Callable, *, quiet: bool = False) -> Verdict:
     random_ids = torch.randint(0, 3, (40,), generator=g).tolist()
     return check(
         fn,
-        reference=T.merge,
+        reference=BPE.merge,
         cases=[
             case([1, 2, 3, 1, 2], (1, 2), 99, label="two occurrences"),
             case([5, 5, 5], (5, 5), 9, label="overlapping: three in a row"),
@@ -195,7 +197,7 @@ def _train(
     *,
     pick: Callable[[dict], tuple[int, int]] = _smallest,
     weighted: bool = True,
-    merge_fn: Callable = T.merge,
+    merge_fn: Callable = BPE.merge,
     recount: bool = True,
 ) -> list[tuple[int, int]]:
     """The BPE loop with one part swappable, to write each named mistake as a learner makes it.
@@ -230,16 +232,16 @@ def learn_merges(fn: Callable, *, quiet: bool = False) -> Verdict:
     """
     return check(
         fn,
-        reference=T.train_bpe,
+        reference=BPE.train_bpe,
         cases=[
-            case(T.chunk_counts(TOY_TEXT), 8, label="the toy text, 8 merges"),
+            case(BPE.chunk_counts(TOY_TEXT), 8, label="the toy text, 8 merges"),
             case({b"ba": 1, b"dc": 1, b"ab": 1}, 3, label="a three-way tie"),
             case({b"xy": 1, b"ab": 1, b"cd": 5}, 2, label="a frequent chunk"),
             case({b"aaa": 2, b"aaaa": 1}, 3, label="overlapping pairs: aaa and aaaa"),
             case({b"aaab": 2, b"ab": 3}, 10, label="more merges than pairs"),
             case({b"a": 3, b" ": 2}, 5, label="chunks of one byte: no pair"),
-            case(T.chunk_counts(TOY_TEXT), 0, label="no merges"),
-            case(T.chunk_counts(SMALL_TEXT), 40, label="six lines of a sonnet, 40 merges"),
+            case(BPE.chunk_counts(TOY_TEXT), 0, label="no merges"),
+            case(BPE.chunk_counts(SMALL_TEXT), 40, label="six lines of a sonnet, 40 merges"),
         ],
         mistakes=[
             mistake(
@@ -263,12 +265,12 @@ def learn_merges(fn: Callable, *, quiet: bool = False) -> Verdict:
             mistake(
                 "a merge that moves one step after a match",
                 "a merged pair uses up both of its tokens: skip two positions after a match, so "
-                "that (a, a) in 'aaa' is merged once, [new, a], not twice (T.merge does this)",
+                "that (a, a) in 'aaa' is merged once, [new, a], not twice (BPE.merge does this)",
                 functools.partial(_train, merge_fn=_merge_step_one),
             ),
             mistake(
                 "overlapping pairs merged from the right",
-                "merge left to right, as T.merge does: with the pair (a, a), 'aaa' becomes "
+                "merge left to right, as BPE.merge does: with the pair (a, a), 'aaa' becomes "
                 "[new, a], not [a, new]",
                 functools.partial(_train, merge_fn=_merge_from_the_right),
             ),
@@ -293,7 +295,7 @@ def wordpiece_vocab() -> frozenset[str]:
 
 
 def _no_continuation_prefix(word, vocab, max_chars=100):
-    return T.wordpiece(word, vocab, max_chars=max_chars, prefix="")
+    return WP.wordpiece(word, vocab, max_chars=max_chars, prefix="")
 
 
 def _shortest_piece_first(word, vocab, max_chars=100):
@@ -329,11 +331,11 @@ def _unk_for_the_rest(word, vocab, max_chars=100):
 
 
 def wordpiece(fn: Callable, *, quiet: bool = False) -> Verdict:
-    """fn(word, vocab, max_chars=100) -> list of pieces, against tokenizers.wordpiece."""
+    """fn(word, vocab, max_chars=100) -> list of pieces, against course_lib.wordpiece.wordpiece."""
     vocab = wordpiece_vocab()
     return check(
         fn,
-        reference=lambda word, vocab, max_chars=100: T.wordpiece(word, vocab, max_chars=max_chars),
+        reference=lambda word, vocab, max_chars=100: WP.wordpiece(word, vocab, max_chars=max_chars),
         cases=[
             case("unkindest", vocab, label="three pieces"),
             case("tokenization", vocab),
@@ -393,7 +395,7 @@ def _non_overlapping(ids, block_size):
 def next_token_windows(fn: Callable, *, quiet: bool = False) -> Verdict:
     """fn(ids (N,), block_size) -> (inputs, targets), each (N - block_size, block_size)."""
     g = torch.Generator().manual_seed(1)
-    bpe = T.ByteBPETokenizer(T.train_bpe(T.chunk_counts(SMALL_TEXT), 40))
+    bpe = BPE.ByteBPETokenizer(BPE.train_bpe(BPE.chunk_counts(SMALL_TEXT), 40))
     real_ids = torch.tensor(bpe.encode(SMALL_TEXT)[:50])
     return check(
         fn,
