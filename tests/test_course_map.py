@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import notebooks as nbtools
 from course_lib import profile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,3 +334,23 @@ def test_the_readme_counts_the_seed_headings_that_ready_notebooks_cover():
     assert cover["ready"] + cover["waiting"] + cover["out_of_scope"] == cover["total"]
     text = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"Of the seed guide's {cover['total']} headings, {cover['ready']} are covered" in text
+
+
+# --------------------------------------------------------------------------- teaching time
+
+
+@pytest.mark.parametrize("entry", READY, ids=lambda e: e["id"])
+def test_required_sections_fit_the_teaching_time(entry):
+    # every section states its minutes; the optional ones say so in the heading and the tag; the
+    # required ones together fit the notebook's teach_minutes in the course map
+    found = nbtools.sections(load_nb(entry))
+    assert found, f"{entry['file']} has no ## sections"
+    missing = [s["title"] for s in found if not isinstance(s["minutes"], int) or s["minutes"] <= 0]
+    assert not missing, f"{entry['file']}: sections without minutes: {missing}"
+    for s in found:
+        assert s["optional"] == ("(optional)" in s["title"]), (entry["file"], s["title"])
+    required = sum(s["minutes"] for s in found if not s["optional"])
+    assert required <= entry["teach_minutes"], (
+        f"{entry['file']}: required sections take {required} min, "
+        f"teach_minutes is {entry['teach_minutes']}"
+    )

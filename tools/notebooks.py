@@ -75,7 +75,7 @@ def pin_kernel_env(environ=None) -> dict[str, str]:
 MAX_OUTPUT_BYTES = 300_000  # one output (a figure is 20-80 kB)
 MAX_NOTEBOOK_OUTPUT_BYTES = 1_500_000  # all outputs of one notebook
 ALLOWED_NB_METADATA = {"kernelspec", "language_info"}
-ALLOWED_CELL_METADATA = {"tags"}
+ALLOWED_CELL_METADATA = {"tags", "course"}  # course: {"minutes": N} on a section heading
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {
     "codemirror_mode": {"name": "ipython", "version": 3},
@@ -120,12 +120,13 @@ def notebook_paths(args: list[str] | None = None) -> list[Path]:
 
 
 def clean(nb: dict) -> dict:
-    """Canonical metadata, tags-only cell metadata and stable cell ids (outputs untouched)."""
+    """Canonical metadata, cell metadata cut to tags and the course's own keys (a section's
+    minutes), and stable cell ids (outputs untouched)."""
     nb["metadata"] = {"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)}
     nb["nbformat"], nb["nbformat_minor"] = 4, 5
     for i, cell in enumerate(nb["cells"]):
-        tags = cell.get("metadata", {}).get("tags")
-        cell["metadata"] = {"tags": tags} if tags else {}
+        meta = cell.get("metadata", {})
+        cell["metadata"] = {k: meta[k] for k in sorted(ALLOWED_CELL_METADATA) if meta.get(k)}
         cell["id"] = f"c{i:03d}"
         for out in cell.get("outputs", []):
             out.pop("transient", None)
@@ -292,6 +293,37 @@ CHECK_CALL = re.compile(r"(?<![\w.])(check|nb\d\d\.\w+)\(")
 def is_checker(source: str) -> bool:
     """Whether a cell checks an exercise: check(...) or an answer-key call nbNN.name(...)."""
     return bool(CHECK_CALL.search(source))
+
+
+# ------------------------------------------------------------------ sections and teaching time
+
+SUMMARY_HEADINGS = ("## Summary",)
+
+
+def sections(nb: dict) -> list[dict]:
+    """The notebook's `## ` sections: [{"title", "minutes", "optional"}, ...], in order.
+
+    A section's teaching time is the `minutes` in its heading cell's metadata
+    (`{"course": {"minutes": 15}}`, None when missing); a section a lecturer may skip carries the
+    tag `optional` and says "(optional)" in its heading. The summary is not a section.
+    """
+    found = []
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "markdown" or not source.startswith("## "):
+            continue
+        title = source.splitlines()[0]
+        if title.startswith(SUMMARY_HEADINGS):
+            continue
+        meta = cell.get("metadata", {})
+        found.append(
+            {
+                "title": title,
+                "minutes": meta.get("course", {}).get("minutes"),
+                "optional": "optional" in meta.get("tags", []),
+            }
+        )
+    return found
 
 
 # ------------------------------------------------------------------ which cells an exercise needs
