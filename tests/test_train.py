@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from train_helpers import tiny
 
-import notebooks as nbtools
 from course_lib import (
     checkpoints,
     ddp,
@@ -34,9 +35,9 @@ from course_lib import (
 from course_lib import data as course_data
 from course_lib import device as course_device
 from course_lib import train as T
+from course_lib.exercises import nb08, nb09
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "notebooks" / "09_gpu_training_run.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -783,67 +784,98 @@ def test_import_and_a_run_need_only_torch_and_numpy(text_file, tmp_path):
 
 
 # ------------------------------------------------------------------------------ notebook 09
+# The answer key (course_lib.exercises.nb09) is what each check cell calls: a right answer passes,
+# the stub says "not yet" and each named mistake is recognised, tried here without the notebook.
 
 
-@pytest.fixture(scope="module")
-def verdicts():
-    return nbtools.run_exercises(
-        NOTEBOOK,
-        {
-            "lr_schedule": [
-                "return optim.lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,\n"
-                "                   total_steps=config.max_steps, min_lr=config.min_lr)",
-                "raise NotImplementedError",
-                "return optim.lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,\n"
-                "                   total_steps=config.max_steps)",
-                "if step < config.warmup_steps:\n"
-                "    return config.lr * (step + 1) / config.warmup_steps\n"
-                "p = (min(step, config.max_steps) - config.warmup_steps) / (\n"
-                "    config.max_steps - config.warmup_steps)\n"
-                "return config.min_lr + 0.5 * config.lr * (1 + math.cos(math.pi * p))",
-                "if step < config.warmup_steps:\n"
-                "    return config.lr * (step + 1) / config.warmup_steps\n"
-                "p = min(step, config.max_steps) / config.max_steps\n"
-                "lo = config.min_lr\n"
-                "return lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * p))",
-            ],
-            "accumulated_gradient": [
-                "w = w.detach().clone().requires_grad_(True)\n"
-                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
-                "    (F.cross_entropy(xb @ w, yb) / micro_batches).backward()\n"
-                "return w.grad",
-                "raise NotImplementedError",
-                "w = w.detach().clone().requires_grad_(True)\n"
-                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
-                "    F.cross_entropy(xb @ w, yb).backward()\n"
-                "return w.grad",
-                "w = w.detach().clone().requires_grad_(True)\n"
-                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
-                "    w.grad = None\n"
-                "    (F.cross_entropy(xb @ w, yb) / micro_batches).backward()\n"
-                "return w.grad",
-                "w = w.detach().clone().requires_grad_(True)\n"
-                "for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches)):\n"
-                "    (F.cross_entropy(xb @ w, yb, reduction='sum') / micro_batches).backward()\n"
-                "return w.grad",
-            ],
-        },
+def _verdicts(exercise, *answers):
+    return [exercise(answer, quiet=True).message for answer in answers]
+
+
+def test_exercise_lr_schedule_wrong_answers_are_named():
+    def lr_schedule(step, config):
+        return optim.lr_at(
+            step,
+            base_lr=config.lr,
+            warmup_steps=config.warmup_steps,
+            total_steps=config.max_steps,
+            min_lr=config.min_lr,
+        )
+
+    def stub(step, config):
+        raise NotImplementedError
+
+    def to_zero(step, config):
+        return optim.lr_at(
+            step,
+            base_lr=config.lr,
+            warmup_steps=config.warmup_steps,
+            total_steps=config.max_steps,
+        )
+
+    def on_top(step, config):
+        if step < config.warmup_steps:
+            return config.lr * (step + 1) / config.warmup_steps
+        p = (min(step, config.max_steps) - config.warmup_steps) / (
+            config.max_steps - config.warmup_steps
+        )
+        return config.min_lr + 0.5 * config.lr * (1 + math.cos(math.pi * p))
+
+    def from_zero(step, config):
+        if step < config.warmup_steps:
+            return config.lr * (step + 1) / config.warmup_steps
+        p = min(step, config.max_steps) / config.max_steps
+        lo = config.min_lr
+        return lo + 0.5 * (config.lr - lo) * (1 + math.cos(math.pi * p))
+
+    right, not_yet, zero, top, start = _verdicts(
+        nb09.lr_schedule, lr_schedule, stub, to_zero, on_top, from_zero
     )
+    assert right == "lr_schedule: all 7 cases pass. Well done!"
+    assert not_yet.startswith("stub: not yet.")
+    assert "hint: this looks like a decay to zero" in zero
+    assert "hint: this looks like the floor added on top" in top
+    assert "hint: this looks like a cosine that starts at step 0" in start
 
 
-def test_exercise_lr_schedule_wrong_answers_are_named(verdicts):
-    right, stub, to_zero, on_top, from_zero = verdicts["lr_schedule"]
-    assert right == "lr_schedule: all 7 cases pass. Well done!\n"
-    assert stub.startswith("lr_schedule: not yet.")
-    assert "hint: this looks like a decay to zero" in to_zero
-    assert "hint: this looks like the floor added on top" in on_top
-    assert "hint: this looks like a cosine that starts at step 0" in from_zero
+def test_exercise_lr_schedule_key_is_the_trainers_schedule():
+    # the key passes the four fields the schedule reads; the trainer's own learning_rate, on a
+    # TrainConfig with those fields, passes every case
+    def trainer_schedule(step, fields):
+        config = T.preset("ci", **dataclasses.asdict(fields))
+        state = dataclasses.replace(T.TrainState.start(config), step=step)
+        return T.learning_rate(config, state)
+
+    verdict = nb09.lr_schedule(trainer_schedule, quiet=True)
+    assert verdict.passed, verdict.message
 
 
-def test_exercise_accumulation_wrong_answers_are_named(verdicts):
-    right, stub, summed, zeroed, sum_reduction = verdicts["accumulated_gradient"]
-    assert right == "accumulated_gradient: all 4 cases pass. Well done!\n"
-    assert stub.startswith("accumulated_gradient: not yet.")
+def test_exercise_accumulation_wrong_answers_are_named():
+    def learner(scale_by_k=True, zero_each=False, reduction="mean"):
+        def accumulated_gradient(w, x, y, micro_batches):
+            w = w.detach().clone().requires_grad_(True)
+            for xb, yb in zip(x.chunk(micro_batches), y.chunk(micro_batches), strict=True):
+                if zero_each:
+                    w.grad = None
+                loss = F.cross_entropy(xb @ w, yb, reduction=reduction)
+                (loss / micro_batches if scale_by_k else loss).backward()
+            return w.grad
+
+        return accumulated_gradient
+
+    def stub(w, x, y, micro_batches):
+        raise NotImplementedError
+
+    right, not_yet, summed, zeroed, sum_reduction = _verdicts(
+        nb09.accumulated_gradient,
+        learner(),
+        stub,
+        learner(scale_by_k=False),
+        learner(zero_each=True),
+        learner(reduction="sum"),
+    )
+    assert right == "accumulated_gradient: all 4 cases pass. Well done!"
+    assert not_yet.startswith("stub: not yet.")
     assert "hint: this looks like micro-batch losses not divided by their number" in summed
     assert "hint: this looks like gradients zeroed inside the loop" in zeroed
     assert "hint: this looks like a summed loss" in sum_reduction
@@ -852,3 +884,133 @@ def test_exercise_accumulation_wrong_answers_are_named(verdicts):
 def test_auto_preset_follows_the_device():
     assert T.resolve_preset("auto", "cpu") == "cpu"
     assert T.resolve_preset("ci") == "ci"
+
+
+# ------------------------------------------------------------------------------ notebook 08
+# Notebook 08's loop exercise (course_lib.exercises.nb08.train_steps) checks a learner's training
+# loop against the trainer's step bit for bit. The key writes that step out (it does not import
+# the trainer); here the trainer's own functions pass it as a learner's loop, a run of train() is
+# those functions step by step, and each named mistake is recognised.
+
+
+def _trainer_steps(model, batches, config, fused=False):
+    """The trainer's learning_rate, configure_optimizer and optimizer_step, one step a batch."""
+    if not isinstance(config, T.TrainConfig):  # the key's StepConfig: a TrainConfig's fields
+        config = T.preset("ci", **dataclasses.asdict(config))
+    plan = course_device.with_dtype(course_device.plan(device="cpu", compile="0"), "float32")
+    optimizer = T.configure_optimizer(model, config, fused)
+    scaler = course_device.grad_scaler(plan)
+    state = T.TrainState.start(config)
+    losses = []
+    for x, y in batches:
+        lr = T.learning_rate(config, state)
+        loss = T.optimizer_step(model, optimizer, scaler, [(x, y)], lr, config.grad_clip, plan)
+        losses.append(loss.item())
+        state.step += 1
+    return losses
+
+
+def test_exercise_train_steps_key_is_the_trainers_step():
+    verdict = nb08.train_steps(_trainer_steps, quiet=True)
+    assert verdict.message == "_trainer_steps: all 3 cases pass. Well done!"
+
+
+def test_a_run_of_train_is_the_trainers_step_function_by_function(text_file, tmp_path):
+    # train() against its model, optimizer (its own choice of AdamW kernel) and batches driven
+    # by hand: the same weights, bit for bit
+    cfg = tiny(text_file, max_steps=5, warmup_steps=2, eval_every=5, grad_clip=0.5)
+    T.train(cfg, tmp_path / "run", progress=False, log=quiet)
+    data = train_data.load_data(cfg)
+    plan = course_device.with_dtype(course_device.plan(device="cpu", compile="0"), "float32")
+    torch.manual_seed(cfg.seed)
+    model = transformer.GPT(T.model_config(cfg, data.tokenizer.vocab_size))
+    rows = train_data.rank_rows(cfg.batch_size, 1, 0, cfg.grad_accum)
+    batches = [train_data.micro_batches(data, cfg, s, rows)[0] for s in range(cfg.max_steps)]
+    with T.torch_settings(cfg.threads, tf32=False):
+        _trainer_steps(model, batches, cfg, fused=course_device.fused_adamw(plan))
+    assert_same_weights(state_of(tmp_path / "run"), model.state_dict())
+
+
+TRAIN_STEPS = """params = list(model.parameters())
+groups = [
+    {"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+    {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+]
+opt = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
+losses = []
+for step, (x, y) in enumerate(batches):
+    lr = optim.lr_at(step, base_lr=config.lr, warmup_steps=config.warmup_steps,
+                     total_steps=config.max_steps, min_lr=config.min_lr)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    logits = model(x)
+    loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+    opt.zero_grad()
+    loss.backward()
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    opt.step()
+    losses.append(loss.item())
+return losses
+"""
+
+
+def _train_steps(body: str):
+    """The loop a learner who wrote `body` has: train_steps(model, batches, config)."""
+    scope = {"torch": torch, "F": F, "optim": optim}
+    lines = "".join(f"    {line}\n" for line in body.splitlines())
+    exec(f"def train_steps(model, batches, config):\n{lines}", scope)  # this test's own source
+    return scope["train_steps"]
+
+
+def _bug(old: str, new: str) -> str:
+    assert old in TRAIN_STEPS, old
+    return TRAIN_STEPS.replace(old, new)
+
+
+def test_exercise_train_steps_wrong_answers_are_named():
+    clip = "    if config.grad_clip:\n        torch.nn.utils.clip_grad_norm_("
+    step, zero = "    opt.step()\n", "    opt.zero_grad()\n"
+    schedule = TRAIN_STEPS[TRAIN_STEPS.index("    lr = optim") : TRAIN_STEPS.index("    logits")]
+    bodies = {
+        "right": TRAIN_STEPS,
+        "zeroed after the step": _bug(zero, "").replace(step, step + zero),
+        "stub": "raise NotImplementedError",
+        "gradients never zeroed": _bug(zero, ""),
+        "clipping after the step": _bug(
+            clip + "model.parameters(), config.grad_clip)\n    opt.step()\n",
+            "    opt.step()\n" + clip + "model.parameters(), config.grad_clip)\n",
+        ),
+        "a constant learning rate": _bug(schedule, ""),
+        "the schedule one step late": _bug("lr_at(step,", "lr_at(step + 1,"),
+        "this notebook's set_lr schedule": _bug(
+            "warmup_steps=config.warmup_steps,\n                     total_steps=config.max_steps, "
+            "min_lr=config.min_lr",
+            "warmup_steps=max(1, config.max_steps // 10),\n"
+            "                     total_steps=config.max_steps, min_lr=config.lr / 10",
+        ),
+        "weight decay on every parameter": _bug(
+            "opt = torch.optim.AdamW(groups,",
+            'opt = torch.optim.AdamW([{"params": params, "weight_decay": config.weight_decay}],',
+        ),
+        "AdamW's default betas": _bug(", betas=(config.beta1, config.beta2)", ""),
+        "a summed loss": _bug("y.flatten())", 'y.flatten(), reduction="sum")'),
+        "clipping with grad_clip=0": _bug(clip, "    torch.nn.utils.clip_grad_norm_("),
+        "cross-entropy on (B, V, T) logits": _bug(
+            "logits.flatten(0, 1), y.flatten()", "logits.transpose(1, 2), y"
+        ),
+        "a fused AdamW": _bug("config.beta2))", "config.beta2), fused=True)"),
+        "clipping the parameters in another order": _bug(
+            "clip_grad_norm_(model.parameters(),",
+            'clip_grad_norm_([p for g in groups for p in g["params"]],',
+        ),
+    }
+    verdicts = {name: nb08.train_steps(_train_steps(b), quiet=True) for name, b in bodies.items()}
+    assert verdicts["right"].message == "train_steps: all 3 cases pass. Well done!"
+    assert verdicts["zeroed after the step"].passed  # as the trainer does: the same bits
+    assert verdicts["stub"].status == "not yet"
+    for name in list(bodies)[3:]:
+        assert verdicts[name].status == "wrong", name
+        assert f"hint: this looks like {name}:" in verdicts[name].message, (name, verdicts[name])
+    # grad_clip=0 shows only in the case that sets it
+    assert "2 of 3 cases pass" in verdicts["clipping with grad_clip=0"].message
