@@ -3,12 +3,19 @@
     out, weights = scaled_dot_product_attention(q, k, v, mask=causal_mask(T))
     mha = MultiHeadAttention(d_model=64, n_heads=4)
     y = mha(x, mask=padding_mask(attention_mask))          # x: (batch, seq, d_model)
+    gqa = MultiHeadAttention(d_model=64, n_heads=8, n_kv_heads=2)  # grouped-query attention
 
 Shapes: q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v). A mask is boolean and broadcasts to
 the scores (..., T_q, T_k): True where a query may attend, False where it may not (the same
 convention as `F.scaled_dot_product_attention`'s boolean `attn_mask`). The hand-written path
 returns the attention weights for inspection; `fast=True` calls
 `F.scaled_dot_product_attention` (fused kernels, no weights), and the tests prove both equal.
+
+Grouped-query attention (`n_kv_heads` < `n_heads`): the keys and values get fewer heads than the
+queries, and each key/value head serves a group of n_heads / n_kv_heads query heads (multi-query
+attention: one key/value head for all). `repeat_kv` shares them out by hand; the fast path
+passes `enable_gqa=True` to `F.scaled_dot_product_attention`, and the tests prove both equal.
+The key/value cache of generation shrinks by the same factor: `kv_cache_bytes`.
 """
 
 from __future__ import annotations
@@ -103,6 +110,18 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(b, t, h * dh)
 
 
+def repeat_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, H_kv, T, d_head) -> (B, n_heads, T, d_head): key/value head j serves the query heads
+    j·g .. j·g + g - 1, g = n_heads / H_kv (the order `F.scaled_dot_product_attention` uses
+    with enable_gqa=True)."""
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, heads, seq, head_dim), got shape {tuple(x.shape)}")
+    n_heads = positive_int(n_heads, "n_heads")
+    if n_heads % x.shape[1]:
+        raise ValueError(f"n_heads={n_heads} is not a multiple of the {x.shape[1]} key/value heads")
+    return x.repeat_interleave(n_heads // x.shape[1], dim=1)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate q, k, v and output projections.
 
@@ -110,6 +129,11 @@ class MultiHeadAttention(nn.Module):
     x (B, T_q, d_model) gives the queries; kv (B, T_k, d_model) the keys and values (default:
     x itself, self-attention; pass the encoder's output for cross-attention). mask broadcasts
     to (B, H, T_q, T_k). fast=True uses F.scaled_dot_product_attention.
+
+    n_kv_heads (default n_heads) must divide n_heads: k_proj and v_proj then map D to
+    n_kv_heads · d_head, and each key/value head serves n_heads / n_kv_heads query heads
+    (grouped-query attention; n_kv_heads=1 is multi-query attention). With the default the
+    module is exactly the multi-head attention it always was, parameter for parameter.
     """
 
     def __init__(
@@ -119,22 +143,35 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         dropout: float = 0.0,
         fast: bool = False,
+        n_kv_heads: int | None = None,
     ):
         super().__init__()
         d_model, n_heads = positive_int(d_model, "d_model"), positive_int(n_heads, "n_heads")
+        n_kv_heads = n_heads if n_kv_heads is None else positive_int(n_kv_heads, "n_kv_heads")
         dropout = fraction(dropout, "dropout")
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        if n_heads % n_kv_heads:
+            raise ValueError(
+                f"n_kv_heads={n_kv_heads} must divide n_heads={n_heads}: each key/value head "
+                "serves a whole group of query heads"
+            )
         self.d_model, self.n_heads, self.fast = d_model, n_heads, fast
+        self.n_kv_heads, self.head_dim = n_kv_heads, d_model // n_heads
+        kv_width = n_kv_heads * self.head_dim  # d_model unless grouped
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, kv_width, bias=bias)
+        self.v_proj = nn.Linear(d_model, kv_width, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = dropout
         self.last_weights: torch.Tensor | None = None  # (B, H, T_q, T_k) of the last slow call
         # rotary: None, or a function (B, H, T, d_head) -> same shape applied to queries and keys
         # of self-attention (RoPE: `course_lib.embeddings.rope_rotate`, set by the GPT)
         self.rotary = None
+        # q_norm, k_norm: None, or modules normalising each head's queries and keys over d_head
+        # before the rotation (QK-norm: an RMS norm of width d_head, set by the GPT's block)
+        self.q_norm: nn.Module | None = None
+        self.k_norm: nn.Module | None = None
 
     def _check_input(self, x: object, name: str) -> None:
         if not isinstance(x, torch.Tensor):
@@ -162,9 +199,11 @@ class MultiHeadAttention(nn.Module):
             if kv.shape[0] != x.shape[0]:
                 raise ValueError(f"kv has batch {kv.shape[0]}, x has {x.shape[0]}")
         kv = x if kv is None else kv
-        q = split_heads(self.q_proj(x), self.n_heads)
-        k = split_heads(self.k_proj(kv), self.n_heads)
-        v = split_heads(self.v_proj(kv), self.n_heads)
+        q = split_heads(self.q_proj(x), self.n_heads)  # (B, H, T_q, d_head)
+        k = split_heads(self.k_proj(kv), self.n_kv_heads)  # (B, H_kv, T_k, d_head)
+        v = split_heads(self.v_proj(kv), self.n_kv_heads)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.rotary is not None:
             if kv is not x:
                 raise ValueError("rotary position embeddings apply to self-attention only")
@@ -173,11 +212,14 @@ class MultiHeadAttention(nn.Module):
         if is_causal and not (self.fast and mask is None):
             c = causal_mask(x.shape[1], device=x.device)
             mask, is_causal = (c if mask is None else mask & c), False
+        grouped = self.n_kv_heads != self.n_heads
         if self.fast:
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal
+                q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal, enable_gqa=grouped
             )
         else:
+            if grouped:  # (B, H_kv, T_k, d_head) -> (B, H, T_k, d_head)
+                k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)
             out, weights = scaled_dot_product_attention(q, k, v, mask)
             self.last_weights = weights.detach()
             if p:  # dropout on the attention weights, as F.scaled_dot_product_attention does
@@ -200,6 +242,29 @@ def score_bytes(
     return batch * heads * t_q * t_k * torch.empty((), dtype=dtype).element_size()
 
 
+def kv_cache_bytes(
+    n_layers: int,
+    n_kv_heads: int,
+    head_dim: int,
+    seq_len: int,
+    batch: int = 1,
+    dtype: torch.dtype = torch.bfloat16,
+) -> int:
+    """Bytes of the key/value cache a decoder keeps while it generates: for every layer, a key
+    and a value tensor (batch, n_kv_heads, seq_len, head_dim) each, so
+    2 · n_layers · batch · n_kv_heads · seq_len · head_dim · bytes per number. Grouped-query
+    attention divides it by n_heads / n_kv_heads; the queries are never cached. dtype: the
+    cache's number format (default bfloat16, 2 bytes, as models are usually served)."""
+    sizes = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim}
+    sizes.update(seq_len=seq_len, batch=batch)
+    n = 2
+    for name, value in sizes.items():
+        n *= positive_int(value, name)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__}")
+    return n * torch.empty((), dtype=dtype).element_size()
+
+
 def to_torch_multihead(mha: MultiHeadAttention) -> nn.MultiheadAttention:
     """An `nn.MultiheadAttention` (batch_first=True) holding a copy of `mha`'s weights.
 
@@ -210,6 +275,12 @@ def to_torch_multihead(mha: MultiHeadAttention) -> nn.MultiheadAttention:
     """
     if not isinstance(mha, MultiHeadAttention):
         raise TypeError(f"mha must be a MultiHeadAttention, got {type(mha).__name__}")
+    if mha.n_kv_heads != mha.n_heads or mha.q_norm is not None:
+        raise ValueError(
+            "nn.MultiheadAttention has neither grouped key/value heads nor QK-norm: mha must have "
+            f"n_kv_heads == n_heads and no q_norm (got n_kv_heads={mha.n_kv_heads} of "
+            f"{mha.n_heads} heads, q_norm {'set' if mha.q_norm is not None else 'None'})"
+        )
     bias = mha.q_proj.bias is not None
     ref = nn.MultiheadAttention(
         mha.d_model, mha.n_heads, dropout=mha.dropout, bias=bias, batch_first=True

@@ -173,7 +173,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def restore_config(cls: type, values: object, path: str | os.PathLike, field: str = "config"):
     """`cls(**values)` for a config dataclass saved with dataclasses.asdict. An unknown or a
     missing field, or a value the config refuses, is a CheckpointError naming the file and the
-    field (a checkpoint written by another version of course_lib, most likely)."""
+    field (a checkpoint written by another version of course_lib, most likely). A field with a
+    default may be missing: an option added after the file was written (GPTConfig's norm, mlp,
+    qk_norm, n_kv_heads), whose default builds the model the file holds."""
     if not isinstance(values, dict):
         raise CheckpointError(
             f"{path}: field '{field}' must be a dict of {cls.__name__} fields, "
@@ -181,7 +183,12 @@ def restore_config(cls: type, values: object, path: str | os.PathLike, field: st
         )
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = [k for k in values if k not in names]
-    missing = [k for k in names if k not in values]
+    optional = {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
+    missing = [k for k in names if k not in values and k not in optional]
     if unknown or missing:
         problems = [f"unknown field '{field}.{k}'" for k in unknown]
         problems += [f"missing field '{field}.{k}'" for k in missing]

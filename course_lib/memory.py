@@ -22,9 +22,11 @@ Where the bytes are, for a model of N parameters trained with AdamW:
   and the log-probabilities of the loss stay float32.
 
 The estimate covers the trainer's model: the course GPT on its fast path (`GPTConfig.fast`:
-`F.scaled_dot_product_attention`, `F.layer_norm`). Dropout is counted as CUDA runs it (one-byte
-masks; attention's dropout inside the fused kernel, which keeps a random seed, not a mask);
-scalars (the loss's normaliser) and the optimizer's step counters are left out. The sum of
+`F.scaled_dot_product_attention`, `F.layer_norm`), with the 2019 block (GPTConfig's default
+norm, mlp, qk_norm and n_kv_heads; other blocks save other tensors: `measure` counts them).
+Dropout is counted as CUDA runs it (one-byte masks; attention's dropout inside the fused
+kernel, which keeps a random seed, not a mask); scalars (the loss's normaliser) and the
+optimizer's step counters are left out. The sum of
 the four components bounds what a step holds at once (gradients appear during the backward
 pass as the activations are freed); temporary buffers (the logits, kernels' workspaces) come
 on top. This module builds on `course_lib.transformer` (the config and the parameter count).
@@ -176,6 +178,15 @@ def _sizes(
         raise ValueError(
             "the estimate models the trainer's fast path (GPTConfig.fast=True); the hand-written "
             "path (fast=False) also stores each layer's (B, H, T, T) attention weights"
+        )
+    today = {"norm": "layer", "mlp": "plain", "qk_norm": False}
+    changed = [f"{k}={getattr(c, k)!r}" for k, v in today.items() if getattr(c, k) != v]
+    if c.n_kv_heads not in (None, c.n_heads):
+        changed.append(f"n_kv_heads={c.n_kv_heads}")
+    if changed:
+        raise ValueError(
+            "the activation estimate models the 2019 block (layer norm, plain MLP, all key/value "
+            f"heads, no QK-norm); this config sets {', '.join(changed)}: use measure()"
         )
     b = positive_int(batch_size, "batch_size")
     t = c.block_size if seq_len is None else positive_int(seq_len, "seq_len")

@@ -1,5 +1,4 @@
-"""The Transformer, assembled: layer norm, feed-forward, encoder and decoder blocks, GPT and the
-2017 encoder-decoder.
+"""The Transformer, assembled: encoder and decoder blocks, GPT and the 2017 encoder-decoder.
 
     block = EncoderBlock(d_model=64, n_heads=4, d_ff=256)          # x: (batch, seq, 64)
     gpt = GPT(GPTConfig(vocab_size=100, block_size=32, d_model=64, n_heads=4, n_layers=2))
@@ -9,11 +8,14 @@ Every block is built on `course_lib.attention.MultiHeadAttention` (the one home 
 Masks are boolean, True = may attend, and broadcast to the scores (batch, heads, T_q, T_k).
 Shapes: B batch, T sequence length, D = d_model, V vocabulary size.
 
-- `layer_norm` / `LayerNorm`: by hand, equal to `nn.LayerNorm` (tests).
+- The parts: norms (`course_lib.norms`: `LayerNorm`, `RMSNorm`) and feed-forward layers
+  (`course_lib.feedforward`: `FeedForward`, `GatedFeedForward`), re-exported here.
 - `EncoderBlock`: self-attention + feed-forward, each with a residual; pre-norm
   (`norm_first=True`, GPT-2 and most modern models) or post-norm (the 2017 paper, BERT).
 - `DecoderBlock`: masked (causal) self-attention, cross-attention to the encoder's output
-  ("memory"), feed-forward; with `cross_attention=False`, a GPT block.
+  ("memory"), feed-forward; with `cross_attention=False`, a GPT block, in the 2019 design
+  (layer norm, GELU MLP, multi-head attention) or today's (`norm="rms"`, `mlp="gated"` with
+  `activation="silu"`: SwiGLU, `qk_norm=True`, grouped-query `n_kv_heads`).
 - `block_from_torch`: PyTorch's encoder or decoder layer as our block, with the same weights.
 - `GPT` (decoder-only) and `EncoderDecoder` (the 2017 Transformer), each with its own frozen
   config dataclass; `parameters_by_formula(config)` counts their parameters by hand and the
@@ -33,13 +35,20 @@ from torch import nn
 
 from course_lib.attention import MultiHeadAttention
 from course_lib.embeddings import rope_rotate
-from course_lib.validate import fraction, positive_int
 
-ACTIVATIONS = {
-    "relu": F.relu,
-    "gelu": F.gelu,  # the exact (erf) GELU, as BERT and nn.TransformerEncoderLayer use
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's approximation
-}
+# ACTIVATIONS and layer_norm are re-exported (T.ACTIVATIONS, T.layer_norm, as before the split)
+from course_lib.feedforward import ACTIVATIONS as ACTIVATIONS
+from course_lib.feedforward import (
+    MLPS,
+    FeedForward,
+    GatedFeedForward,
+    check_activation,
+    feed_forward_parameters,
+    make_feed_forward,
+)
+from course_lib.norms import NORMS, LayerNorm, RMSNorm, make_norm, norm_parameters
+from course_lib.norms import layer_norm as layer_norm
+from course_lib.validate import fraction, positive_int
 
 
 def _check_common(
@@ -50,8 +59,7 @@ def _check_common(
     d_ff, dropout = positive_int(d_ff, "d_ff"), fraction(dropout, "dropout")
     if d_model % n_heads:
         raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    check_activation(activation)
     return d_model, n_heads, d_ff, dropout
 
 
@@ -68,76 +76,6 @@ def check_config(config: object, int_fields: tuple[str, ...]) -> None:
 def _check_width(x: torch.Tensor, d_model: int, name: str = "x") -> None:
     if x.dim() != 3 or x.shape[-1] != d_model:
         raise ValueError(f"{name} must be (batch, seq, {d_model}), got shape {tuple(x.shape)}")
-
-
-# ====================================================================== layer norm, feed-forward
-
-
-def layer_norm(
-    x: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    eps: float = 1e-5,
-) -> torch.Tensor:
-    """Normalise each vector over its last dimension, then scale and shift.
-
-    x: (..., D); weight, bias: (D,) or None. (x - mean) / sqrt(var + eps) * weight + bias, with
-    the biased variance (divide by D, not D - 1), as `F.layer_norm` does.
-    """
-    if weight is not None and weight.shape != x.shape[-1:]:
-        raise ValueError(
-            f"weight must have shape ({x.shape[-1]},) to match x's last dimension, "
-            f"got {tuple(weight.shape)}"
-        )
-    mean = x.mean(dim=-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
-    y = (x - mean) / torch.sqrt(var + eps)
-    if weight is not None:
-        y = y * weight
-    if bias is not None:
-        y = y + bias
-    return y
-
-
-class LayerNorm(nn.Module):
-    """Layer norm by hand, with a learned scale (ones) and shift (zeros) of width d_model.
-
-    fused=True calls `F.layer_norm` (one kernel; the tests hold it equal to `layer_norm`);
-    bias=False drops the shift (GPT models trained without biases)."""
-
-    def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False, bias: bool = True):
-        super().__init__()
-        d_model = positive_int(d_model, "d_model")
-        self.eps, self.fused = eps, fused
-        self.weight = nn.Parameter(torch.ones(d_model))
-        self.bias = nn.Parameter(torch.zeros(d_model)) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fused:
-            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
-        return layer_norm(x, self.weight, self.bias, self.eps)
-
-
-class FeedForward(nn.Module):
-    """Position-wise MLP: (B, T, D) -> fc1 -> (B, T, d_ff) -> activation -> fc2 -> (B, T, D)."""
-
-    def __init__(
-        self,
-        d_model: int,
-        d_ff: int,
-        activation: str = "gelu",
-        dropout: float = 0.0,
-        bias: bool = True,
-    ):
-        super().__init__()
-        d_model, _, d_ff, dropout = _check_common(d_model, 1, d_ff, dropout, activation)
-        self.fc1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.fc2 = nn.Linear(d_ff, d_model, bias=bias)
-        self.act = ACTIVATIONS[activation]
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.drop(self.act(self.fc1(x))))
 
 
 # ====================================================================== blocks
@@ -191,6 +129,10 @@ class DecoderBlock(nn.Module):
     norms keep the names norm1 and norm3, as GPT checkpoints hold them). fast=True: attention by
     `F.scaled_dot_product_attention`, norms by `F.layer_norm` (same parameters, same function);
     rope=True rotates self-attention's queries and keys by position (`embeddings.rope_rotate`).
+    Today's block: norm="rms" (`RMSNorm`), mlp="gated" (`GatedFeedForward`, with `activation`
+    as its gate's: "silu" makes SwiGLU), qk_norm=True (an RMS norm of width d_head on each
+    head's self-attention queries and keys, before the rotation), n_kv_heads (grouped-query
+    self-attention; cross-attention keeps all heads). The defaults build the 2019 block.
     """
 
     def __init__(
@@ -206,23 +148,34 @@ class DecoderBlock(nn.Module):
         bias: bool = True,
         fast: bool = False,
         rope: bool = False,
+        norm: str = "layer",
+        mlp: str = "plain",
+        qk_norm: bool = False,
+        n_kv_heads: int | None = None,
     ):
         super().__init__()
         d_model, n_heads, d_ff, dropout = _check_common(d_model, n_heads, d_ff, dropout, activation)
         self.d_model, self.norm_first = d_model, norm_first
 
-        def attention() -> MultiHeadAttention:
-            return MultiHeadAttention(d_model, n_heads, bias=bias, dropout=dropout, fast=fast)
+        def attention(kv_heads: int | None = None) -> MultiHeadAttention:
+            return MultiHeadAttention(
+                d_model, n_heads, bias=bias, dropout=dropout, fast=fast, n_kv_heads=kv_heads
+            )
 
-        def norm() -> LayerNorm:
-            return LayerNorm(d_model, eps, fused=fast, bias=bias)
+        def make() -> LayerNorm | RMSNorm:
+            return make_norm(norm, d_model, eps, fused=fast, bias=bias)
 
-        self.self_attn, self.norm1 = attention(), norm()
-        # MultiHeadAttention takes no rotary argument: its attribute is set here, at construction
+        self.self_attn, self.norm1 = attention(n_kv_heads), make()
+        # MultiHeadAttention takes no rotary argument and no QK-norm (it imports no norm): its
+        # attributes are set here, at construction
         self.self_attn.rotary = rope_rotate if rope else None
-        self.cross_attn, self.norm2 = (attention(), norm()) if cross_attention else (None, None)
-        self.ffn = FeedForward(d_model, d_ff, activation, dropout, bias=bias)
-        self.norm3 = norm()
+        if qk_norm:
+            head_dim = d_model // n_heads
+            self.self_attn.q_norm = RMSNorm(head_dim, eps, fused=fast)
+            self.self_attn.k_norm = RMSNorm(head_dim, eps, fused=fast)
+        self.cross_attn, self.norm2 = (attention(), make()) if cross_attention else (None, None)
+        self.ffn = make_feed_forward(mlp, d_model, d_ff, activation, dropout, bias=bias)
+        self.norm3 = make()
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -365,9 +318,35 @@ class GPTConfig:
     # "learned": a table of block_size position vectors added to the token embeddings (GPT-2);
     # "rope": no table, queries and keys rotated by position in every layer (RoFormer, Llama)
     position: str = "learned"
+    # today's block (the defaults keep the 2019 one, and every checkpoint written before):
+    # "layer" norm (GPT-2) or "rms" norm (Llama); a "plain" MLP fc2(act(fc1 x)) or a "gated" one
+    # down(act(gate x) * up x) ("gated" with activation="silu" is Llama's SwiGLU); qk_norm: an
+    # RMS norm on each head's queries and keys (OLMo 2, Qwen3); n_kv_heads: key/value heads for
+    # grouped-query attention (None: n_heads; 1: multi-query)
+    norm: str = "layer"
+    mlp: str = "plain"
+    qk_norm: bool = False
+    n_kv_heads: int | None = None
 
     def __post_init__(self):
         check_config(self, ("vocab_size", "block_size", "n_layers"))
+        for name, choices in (("norm", NORMS), ("mlp", MLPS)):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                kind = type(value).__name__
+                raise TypeError(f"{name} must be a str, one of {list(choices)}, got {kind}")
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        if not isinstance(self.qk_norm, bool):
+            raise TypeError(f"qk_norm must be True or False, got {type(self.qk_norm).__name__}")
+        if self.n_kv_heads is not None:
+            kv = positive_int(self.n_kv_heads, "n_kv_heads")
+            if self.n_heads % kv:
+                raise ValueError(
+                    f"n_kv_heads={kv} must divide n_heads={self.n_heads}: each key/value head "
+                    "serves a whole group of query heads"
+                )
+            object.__setattr__(self, "n_kv_heads", kv)
         std = self.init_std
         if std is not None and (isinstance(std, bool) or not isinstance(std, int | float)):
             kind = type(std).__name__
@@ -388,8 +367,8 @@ class GPT(nn.Module):
     pre-norm causal blocks, a final norm, a linear layer to the vocabulary.
 
     forward(ids (B, T), attention_mask (B, T) or None) -> logits (B, T, V): row t scores the
-    token that follows ids[:, t]. The config's options (fast, position, bias) go to the
-    constructors of the layers built here."""
+    token that follows ids[:, t]. The config's options (fast, position, bias, norm, mlp,
+    qk_norm, n_kv_heads) go to the constructors of the layers built here."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -401,8 +380,9 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(c.dropout)
         sizes = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.activation)
         options = dict(cross_attention=False, bias=c.bias, fast=c.fast, rope=c.position == "rope")
+        options.update(norm=c.norm, mlp=c.mlp, qk_norm=c.qk_norm, n_kv_heads=c.n_kv_heads)
         self.blocks = nn.ModuleList(DecoderBlock(*sizes, **options) for _ in range(c.n_layers))
-        self.norm = LayerNorm(c.d_model, fused=c.fast, bias=c.bias)
+        self.norm = make_norm(c.norm, c.d_model, fused=c.fast, bias=c.bias)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_weights:
             self.head.weight = self.tok_emb.weight
@@ -420,7 +400,9 @@ class GPT(nn.Module):
             if isinstance(m, nn.Linear) and m.bias is not None:
                 nn.init.zeros_(m.bias)
         for block in self.blocks:
-            for w in (block.self_attn.out_proj.weight, block.ffn.fc2.weight):
+            ffn = block.ffn
+            out = ffn.down_proj if isinstance(ffn, GatedFeedForward) else ffn.fc2
+            for w in (block.self_attn.out_proj.weight, out.weight):
                 nn.init.normal_(w, 0.0, std / (2 * self.config.n_layers) ** 0.5)
 
     def forward(
@@ -542,14 +524,21 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def attention_parameters(d_model: int) -> int:
-    """q, k, v and output projections: a (D, D) weight and a (D,) bias each."""
-    return 4 * (d_model * d_model + d_model)
-
-
-def feed_forward_parameters(d_model: int, d_ff: int) -> int:
-    """fc1: a (d_ff, D) weight and a (d_ff,) bias; fc2: a (D, d_ff) weight and a (D,) bias."""
-    return d_model * d_ff + d_ff + d_ff * d_model + d_model
+def attention_parameters(
+    d_model: int,
+    *,
+    n_heads: int = 1,
+    n_kv_heads: int | None = None,
+    bias: bool = True,
+    qk_norm: bool = False,
+) -> int:
+    """q and output projections: a (D, D) weight and a (D,) bias each; k and v: a (D_kv, D)
+    weight and a (D_kv,) bias each, D_kv = n_kv_heads * D / n_heads (D unless grouped); with
+    qk_norm, two RMS norms of width D / n_heads. Without biases, the weights alone."""
+    kv = d_model if n_kv_heads is None else n_kv_heads * (d_model // n_heads)
+    weights = 2 * d_model * d_model + 2 * kv * d_model
+    norms = 2 * (d_model // n_heads) if qk_norm else 0
+    return weights + (2 * d_model + 2 * kv if bias else 0) + norms
 
 
 def parameters_by_formula(config: GPTConfig | EncoderDecoderConfig) -> int:
@@ -561,16 +550,18 @@ def parameters_by_formula(config: GPTConfig | EncoderDecoderConfig) -> int:
             f"course_lib.bert.parameters_by_formula), got {type(config).__name__}"
         )
     d = config.d_model
+    if isinstance(config, GPTConfig):  # self-attention, feed-forward, two norms: no cross-attn
+        c = config
+        ln = norm_parameters(c.norm, d, c.bias)
+        attention = attention_parameters(
+            d, n_heads=c.n_heads, n_kv_heads=c.n_kv_heads, bias=c.bias, qk_norm=c.qk_norm
+        )
+        block = attention + feed_forward_parameters(d, c.d_ff, c.mlp, c.bias) + 2 * ln
+        head = 0 if c.tie_weights else c.vocab_size * d
+        positions = c.block_size * d if c.position == "learned" else 0
+        return c.vocab_size * d + positions + c.n_layers * block + ln + head
     ln = 2 * d  # a layer norm: scale and shift
     enc_block = attention_parameters(d) + feed_forward_parameters(d, config.d_ff) + 2 * ln
-    if isinstance(config, GPTConfig):
-        block = enc_block  # self-attention, feed-forward, two norms: no cross-attention
-        if not config.bias:  # 4 attention biases (D), fc1 (d_ff), fc2 (D), 2 norm shifts (D)
-            block -= 7 * d + config.d_ff
-            ln -= d
-        head = 0 if config.tie_weights else config.vocab_size * d
-        positions = config.block_size * d if config.position == "learned" else 0
-        return config.vocab_size * d + positions + config.n_layers * block + ln + head
     dec_block = enc_block + attention_parameters(d) + ln  # plus cross-attention and its norm
     embeddings = (config.src_vocab_size + config.tgt_vocab_size + 2 * config.max_len) * d
     final_norms = 2 * ln if config.norm_first else 0

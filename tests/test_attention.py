@@ -379,6 +379,117 @@ def test_to_torch_multihead_bad_input():
         A.to_torch_multihead(nn.Linear(4, 4))
 
 
+# --------------------------------------------------------------------------- grouped-query
+
+GQA_CASES = [
+    # (B, T_q, T_k, d_model, H, H_kv, mask kind, bias)
+    (1, 1, 1, 8, 2, 1, "none", True),  # multi-query, one position
+    (2, 7, 7, 24, 6, 2, "causal", True),
+    (3, 5, 5, 16, 4, 1, "both", False),  # multi-query, padded and causal
+    (2, 3, 9, 24, 4, 2, "padding", True),  # cross-attention with a padded memory
+    (1, 6, 6, 12, 3, 3, "causal", False),  # n_kv_heads = n_heads: plain multi-head
+]
+
+
+def _gqa_reference(mha, x, kv, mask, is_causal=False):
+    """The same projections, then F.scaled_dot_product_attention(..., enable_gqa=True)."""
+    kv = x if kv is None else kv
+    q = A.split_heads(mha.q_proj(x), mha.n_heads)  # (B, H, T_q, d_head)
+    k = A.split_heads(mha.k_proj(kv), mha.n_kv_heads)  # (B, H_kv, T_k, d_head)
+    v = A.split_heads(mha.v_proj(kv), mha.n_kv_heads)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=True
+    )
+    return mha.out_proj(A.merge_heads(out))
+
+
+@pytest.mark.parametrize("B, T_q, T_k, d_model, H, H_kv, kind, bias", GQA_CASES)
+@pytest.mark.parametrize("fast", [False, True])
+def test_grouped_query_equals_torch_enable_gqa_forward_and_backward(
+    B, T_q, T_k, d_model, H, H_kv, kind, bias, fast
+):
+    torch.manual_seed(B * 100 + T_q * 10 + H_kv)
+    mha = A.MultiHeadAttention(d_model, H, bias=bias, fast=fast, n_kv_heads=H_kv)
+    head = d_model // H
+    assert mha.k_proj.weight.shape == mha.v_proj.weight.shape == (H_kv * head, d_model)
+    x = torch.randn(B, T_q, d_model, requires_grad=True)
+    kv = torch.randn(B, T_k, d_model, requires_grad=True) if T_k != T_q else None
+    mask, _ = _mask_pair(kind, B, T_q, T_k, seed=T_k)
+    y, y_ref = mha(x, kv, mask=mask), _gqa_reference(mha, x, kv, mask)
+    assert y.shape == (B, T_q, d_model)
+    torch.testing.assert_close(y, y_ref, **F32)
+    if not fast:
+        assert mha.last_weights.shape == (B, H, T_q, T_k)  # one row of weights per query head
+    g = torch.randn_like(y)
+    wrt = [x, *([] if kv is None else [kv]), *mha.parameters()]
+    for a, b in zip(
+        torch.autograd.grad(y, wrt, g), torch.autograd.grad(y_ref, wrt, g), strict=True
+    ):
+        torch.testing.assert_close(a, b, **F32)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_grouped_query_is_causal_equals_torch(fast):
+    torch.manual_seed(3)
+    mha = A.MultiHeadAttention(16, 4, fast=fast, n_kv_heads=2)
+    x = torch.randn(2, 6, 16)
+    ref = _gqa_reference(mha, x, None, None, is_causal=True)
+    torch.testing.assert_close(mha(x, is_causal=True), ref, **F32)
+
+
+def test_grouped_query_shares_each_key_value_head_with_its_group():
+    """Query heads 0, 1 read key/value head 0 and heads 2, 3 read head 1 (repeat_interleave,
+    the order F.scaled_dot_product_attention uses), not 0, 1, 0, 1."""
+    kv = torch.randn(2, 2, 5, 3)  # (B, H_kv, T, d_head)
+    rep = A.repeat_kv(kv, 4)  # (B, 4, T, d_head)
+    assert rep.shape == (2, 4, 5, 3)
+    for h in range(4):
+        assert torch.equal(rep[:, h], kv[:, h // 2])
+    assert torch.equal(A.repeat_kv(kv, 2), kv)
+    with pytest.raises(ValueError, match="n_heads=3 is not a multiple of the 2 key/value heads"):
+        A.repeat_kv(kv, 3)
+    with pytest.raises(ValueError, match="x must be"):
+        A.repeat_kv(torch.randn(2, 5, 3), 4)
+
+
+def test_grouped_query_parameters_and_defaults():
+    full = A.MultiHeadAttention(12, 3)
+    same = A.MultiHeadAttention(12, 3, n_kv_heads=3)
+    assert full.n_kv_heads == 3 and same.state_dict().keys() == full.state_dict().keys()
+    shapes = [p.shape for p in full.parameters()]
+    assert [p.shape for p in same.parameters()] == shapes
+    mqa = A.MultiHeadAttention(12, 3, n_kv_heads=1, bias=False)
+    assert sum(p.numel() for p in mqa.parameters()) == 2 * 12 * 12 + 2 * 4 * 12
+    with pytest.raises(ValueError, match="n_kv_heads=2 must divide n_heads=3"):
+        A.MultiHeadAttention(12, 3, n_kv_heads=2)
+    with pytest.raises(ValueError, match="n_kv_heads must be a positive integer, got 0"):
+        A.MultiHeadAttention(12, 3, n_kv_heads=0)
+    with pytest.raises(TypeError, match="n_kv_heads must be an integer, got float"):
+        A.MultiHeadAttention(12, 3, n_kv_heads=1.0)
+    with pytest.raises(ValueError, match="neither grouped key/value heads nor QK-norm"):
+        A.to_torch_multihead(mqa)
+
+
+def test_qk_norm_modules_apply_to_each_heads_queries_and_keys():
+    """q_norm and k_norm (set by the GPT's block) act on (B, H, T, d_head) before the scores."""
+    torch.manual_seed(4)
+    mha = A.MultiHeadAttention(16, 4, n_kv_heads=2)
+    x = torch.randn(2, 5, 16)
+    plain = mha(x)
+    mha.q_norm, mha.k_norm = nn.RMSNorm(4, eps=1e-5), nn.RMSNorm(4, eps=1e-5)
+    assert [n for n, _ in mha.named_parameters()][-2:] == ["q_norm.weight", "k_norm.weight"]
+    q = F.rms_norm(A.split_heads(mha.q_proj(x), 4), (4,), eps=1e-5)
+    k = F.rms_norm(A.split_heads(mha.k_proj(x), 2), (4,), eps=1e-5)
+    v = A.split_heads(mha.v_proj(x), 2)
+    out = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    torch.testing.assert_close(mha(x), mha.out_proj(A.merge_heads(out)), **F32)
+    assert not torch.allclose(mha(x), plain)
+    all_heads = A.MultiHeadAttention(16, 4)  # all heads, but QK-norm: not PyTorch's module
+    all_heads.q_norm, all_heads.k_norm = nn.RMSNorm(4), nn.RMSNorm(4)
+    with pytest.raises(ValueError, match="QK-norm.*q_norm set"):
+        A.to_torch_multihead(all_heads)
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -388,6 +499,23 @@ def test_score_bytes():
     q, k = torch.randn(2, 3, 7, 4), torch.randn(2, 3, 9, 4)
     scores = q @ k.transpose(-2, -1)
     assert A.score_bytes(2, 3, 7, 9) == scores.numel() * scores.element_size()
+
+
+def test_kv_cache_bytes():
+    # 2 (keys and values) x layers x batch x key/value heads x positions x head width x bytes
+    assert A.kv_cache_bytes(4, 8, 64, 1024) == 2 * 4 * 8 * 1024 * 64 * 2  # bfloat16 by default
+    assert A.kv_cache_bytes(2, 1, 16, 10, batch=3, dtype=torch.float32) == 2 * 2 * 3 * 10 * 16 * 4
+    # a real cache: the k and v tensors one layer stores, counted
+    k = torch.zeros(3, 2, 10, 16)  # (B, H_kv, T, d_head)
+    assert A.kv_cache_bytes(1, 2, 16, 10, batch=3, dtype=torch.float32) == 2 * k.nbytes
+    full, grouped = A.kv_cache_bytes(32, 32, 128, 4096), A.kv_cache_bytes(32, 8, 128, 4096)
+    assert full == 4 * grouped  # 8 key/value heads for 32 query heads: a quarter of the cache
+    with pytest.raises(ValueError, match="n_kv_heads must be a positive integer, got 0"):
+        A.kv_cache_bytes(2, 0, 16, 10)
+    with pytest.raises(TypeError, match="seq_len must be an integer, got float"):
+        A.kv_cache_bytes(2, 1, 16, 10.0)
+    with pytest.raises(TypeError, match="dtype must be a torch.dtype"):
+        A.kv_cache_bytes(2, 1, 16, 10, dtype="bf16")
 
 
 @pytest.mark.parametrize(

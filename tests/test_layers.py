@@ -18,6 +18,8 @@ STANDALONE = {
     "plots",
     "attention",
     "embeddings",
+    "norms",  # layer norm and RMS norm (split out of transformer by concept)
+    "feedforward",  # the plain and the gated MLP
     "check",
     "losses",
     "autograd",
@@ -144,6 +146,13 @@ def test_the_answer_key_sits_on_top():
     assert "exercises" not in GRAPH["check"]
     modules = sorted(p.stem for p in (REPO / "course_lib" / "exercises").glob("nb*.py"))
     assert modules and all(len(m) == 4 and m[2:].isdigit() for m in modules), modules
+
+
+def test_the_transformer_builds_on_its_parts():
+    # the block's parts, each its own concept; bert uses them through the transformer
+    assert {"attention", "embeddings", "norms", "feedforward"} <= GRAPH["transformer"]
+    users = {m for m, deps in GRAPH.items() if deps & {"norms", "feedforward"}}
+    assert users <= {"transformer", "exercises"}, sorted(users)
 
 
 def test_memory_builds_on_the_transformer():

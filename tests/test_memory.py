@@ -180,3 +180,17 @@ def test_bad_input_is_refused_with_the_argument_named():
         memory.measure(transformer.GPT(cfg), torch.zeros(2, 3).long(), torch.zeros(2, 4).long())
     with pytest.raises(TypeError, match="MemoryBudget"):
         memory.compare(memory.budget(cfg, 1), {"weights": 1})
+
+
+def test_todays_block_options_are_refused_not_estimated_wrong():
+    """The activation terms model the 2019 block; RMS norm, a gated MLP, QK-norm or grouped
+    key/value heads save other tensors, so the estimate says so instead of a wrong number."""
+    for kw, shown in [
+        (dict(norm="rms"), "norm='rms'"),
+        (dict(mlp="gated", activation="silu"), "mlp='gated'"),
+        (dict(qk_norm=True), "qk_norm=True"),
+        (dict(n_kv_heads=2), "n_kv_heads=2"),
+    ]:
+        with pytest.raises(ValueError, match=f"models the 2019 block.*sets {shown}"):
+            memory.budget(config(**kw), 1)
+    assert memory.budget(config(n_kv_heads=H), 1) == memory.budget(config(), 1)  # all heads

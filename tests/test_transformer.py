@@ -2,6 +2,7 @@
 
 BERT (course_lib.bert) has its own file, test_bert.py."""
 
+import itertools
 import math
 
 import numpy as np
@@ -745,3 +746,198 @@ def test_gpt_with_rotary_positions():
     mha = slow.blocks[0].self_attn
     with pytest.raises(ValueError, match="rotary position embeddings apply to self-attention"):
         mha(torch.randn(2, 4, 12), kv=torch.randn(2, 5, 12))
+
+
+# ------------------------------------------------------------------ today's block (issue 18)
+# RMS norm, the gated MLP (SwiGLU), QK-norm and grouped-query attention as GPTConfig options.
+# The parts are proven equal to PyTorch in test_norms, test_feedforward and test_attention;
+# here: the block they make, the model's options, counts, errors, and old checkpoints.
+
+TODAY = dict(norm="rms", mlp="gated", activation="silu", qk_norm=True, n_kv_heads=2)
+
+
+def _today_block_by_torch(block, x, eps=1e-5):
+    """A pre-norm GPT block written with PyTorch's own pieces: F.rms_norm (eps passed),
+    F.scaled_dot_product_attention(..., enable_gqa=True), F.silu. x: (B, T, D). No rotary
+    positions (`rope_rotate` computes in float32; its own tests and the GPT's cover it)."""
+    attn, d = block.self_attn, block.d_model
+    rms = lambda t, norm: F.rms_norm(t, (t.shape[-1],), norm.weight, eps)  # noqa: E731
+    h = rms(x, block.norm1)
+    heads = lambda t, n: t.unflatten(-1, (n, -1)).transpose(1, 2)  # noqa: E731
+    q = rms(heads(F.linear(h, attn.q_proj.weight), attn.n_heads), attn.q_norm)
+    k = rms(heads(F.linear(h, attn.k_proj.weight), attn.n_kv_heads), attn.k_norm)
+    v = heads(F.linear(h, attn.v_proj.weight), attn.n_kv_heads)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    x = x + F.linear(out.transpose(1, 2).reshape(x.shape[0], x.shape[1], d), attn.out_proj.weight)
+    h = rms(x, block.norm3)
+    ffn = block.ffn
+    gated = F.silu(F.linear(h, ffn.gate_proj.weight)) * F.linear(h, ffn.up_proj.weight)
+    return x + F.linear(gated, ffn.down_proj.weight)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_todays_block_equals_pytorch_pieces_forward_and_backward(fast):
+    """A whole block (many operations) in float64, where only rounding separates the two."""
+    torch.manual_seed(18)
+    block = T.DecoderBlock(24, 6, 40, cross_attention=False, bias=False, fast=fast,
+                           norm="rms", mlp="gated", activation="silu", qk_norm=True,
+                           n_kv_heads=2).double()  # fmt: skip
+    with torch.no_grad():  # non-trivial norm scales
+        for norm in (block.norm1, block.norm3, block.self_attn.q_norm, block.self_attn.k_norm):
+            norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(3, 7, 24, dtype=torch.float64, requires_grad=True)
+    ours, ref = block(x), _today_block_by_torch(block, x)
+    close(ours, ref, rtol=1e-7, atol=1e-10)
+    g = torch.randn_like(ours)
+    wrt = [x, *block.parameters()]
+    for a, b in zip(torch.autograd.grad(ours, wrt, g), torch.autograd.grad(ref, wrt, g),
+                    strict=True):  # fmt: skip
+        close(a, b, rtol=1e-7, atol=1e-10)
+
+
+def test_todays_gpt_fast_path_equals_the_hand_written_path():
+    torch.manual_seed(1)
+    cfg = T.GPTConfig(37, 11, 16, 4, 2, 24, bias=False, position="rope", init_std=0.02, **TODAY)
+    slow = T.GPT(cfg)
+    fast = T.GPT(T.GPTConfig(37, 11, 16, 4, 2, 24, bias=False, position="rope", fast=True,
+                             **TODAY))  # fmt: skip
+    fast.load_state_dict(slow.state_dict())
+    ids = torch.randint(0, 37, (3, 9))
+    a, b = slow(ids), fast(ids)
+    close(b, a)
+    a.square().mean().backward()
+    b.square().mean().backward()
+    for (name, p), q in zip(slow.named_parameters(), fast.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6, msg=name)
+    norms = [m for m in fast.modules() if isinstance(m, T.RMSNorm)]
+    assert len(norms) == 2 * 2 + 2 * 2 + 1 and all(n.fused for n in norms)
+    # causal still: a change at position 5 moves positions 5.. only
+    ids2 = ids.clone()
+    ids2[:, 5] = (ids2[:, 5] + 1) % 37
+    diff = (slow(ids2) - slow(ids)).abs().amax(dim=(0, 2))
+    assert torch.all(diff[:5] == 0) and torch.all(diff[5:] > 0)
+    # GPT-2's initialisation scales the gated MLP's output projection, down_proj
+    std = slow.blocks[0].ffn.down_proj.weight.std().item()
+    assert abs(std - 0.02 / 2) < 0.004
+
+
+def test_todays_gpt_parameter_names():
+    gpt = T.GPT(T.GPTConfig(37, 11, 12, 3, 1, 20, bias=False, position="rope", norm="rms",
+                            mlp="gated", qk_norm=True, n_kv_heads=1))  # fmt: skip
+    shapes = {k: tuple(v.shape) for k, v in gpt.state_dict().items()}
+    assert shapes == {
+        "tok_emb.weight": (37, 12),
+        "blocks.0.self_attn.q_proj.weight": (12, 12),
+        "blocks.0.self_attn.k_proj.weight": (4, 12),  # one key/value head of width 4
+        "blocks.0.self_attn.v_proj.weight": (4, 12),
+        "blocks.0.self_attn.out_proj.weight": (12, 12),
+        "blocks.0.self_attn.q_norm.weight": (4,),
+        "blocks.0.self_attn.k_norm.weight": (4,),
+        "blocks.0.norm1.weight": (12,),
+        "blocks.0.ffn.gate_proj.weight": (20, 12),
+        "blocks.0.ffn.up_proj.weight": (20, 12),
+        "blocks.0.ffn.down_proj.weight": (12, 20),
+        "blocks.0.norm3.weight": (12,),
+        "norm.weight": (12,),
+        "head.weight": (37, 12),
+    }
+
+
+def _every_block_option():
+    """Every combination of norm, mlp, qk_norm, n_kv_heads and bias, with tying and positions
+    alternating: 2 x 2 x 2 x 4 x 2 = 64 configs."""
+    combos = itertools.product(("layer", "rms"), ("plain", "gated"), (False, True),
+                               (None, 1, 2, 4), (True, False))  # fmt: skip
+    for k, (norm, mlp, qk, kv, bias) in enumerate(combos):
+        yield T.GPTConfig(29, 9, 16, 4, 2, 12, norm=norm, mlp=mlp, qk_norm=qk, n_kv_heads=kv,
+                          bias=bias, tie_weights=k % 2 == 0,
+                          position=("learned", "rope")[k // 2 % 2])  # fmt: skip
+
+
+@pytest.mark.parametrize("cfg", list(_every_block_option()), ids=lambda c: (
+    f"{c.norm}-{c.mlp}-qk{int(c.qk_norm)}-kv{c.n_kv_heads}-b{int(c.bias)}"))  # fmt: skip
+def test_parameter_count_formula_for_every_block_option(cfg):
+    model = T.GPT(cfg)
+    assert T.count_parameters(model) == T.parameters_by_formula(cfg)
+    assert model(torch.randint(0, 29, (2, 5))).shape == (2, 5, 29)
+
+
+def test_parameter_counts_by_hand_for_todays_block():
+    """D = 16, 4 heads of 4, d_ff 12, V 29, 2 layers, tied, rope, no biases."""
+    base = dict(bias=False, position="rope")
+    per_layer_2019 = 4 * 16 * 16 + 2 * 16 * 12 + 2 * 16  # attention, MLP, 2 norm scales
+    counts = {
+        (): 29 * 16 + 2 * per_layer_2019 + 16,
+        (("norm", "rms"),): 29 * 16 + 2 * per_layer_2019 + 16,  # no shifts to drop: the same
+        (("mlp", "gated"),): 29 * 16 + 2 * (per_layer_2019 + 16 * 12) + 16,  # a third matrix
+        (("qk_norm", True),): 29 * 16 + 2 * (per_layer_2019 + 2 * 4) + 16,  # 2 scales of d_head
+        (("n_kv_heads", 1),): 29 * 16 + 2 * (per_layer_2019 - 2 * 16 * 12) + 16,  # k, v 16 -> 4
+    }
+    for options, want in counts.items():
+        assert T.parameters_by_formula(T.GPTConfig(29, 9, 16, 4, 2, 12, **base, **dict(options)))\
+            == want, options  # fmt: skip
+    gpt2 = T.GPTConfig(50257, 1024, 768, 12, 12, 3072)
+    assert T.parameters_by_formula(gpt2) == 124_439_808  # unchanged by the new options
+
+
+def test_default_options_build_the_2019_block():
+    c = T.GPTConfig(37, 11, 12, 3, 1, 20)
+    assert (c.norm, c.mlp, c.qk_norm, c.n_kv_heads) == ("layer", "plain", False, None)
+    gpt = T.GPT(c)
+    block = gpt.blocks[0]
+    assert type(block.norm1) is T.LayerNorm and type(block.ffn) is T.FeedForward
+    assert block.self_attn.q_norm is None and block.self_attn.n_kv_heads == 3
+    same = T.GPT(T.GPTConfig(37, 11, 12, 3, 1, 20, n_kv_heads=3))  # all heads, said explicitly
+    assert list(same.state_dict()) == list(gpt.state_dict())
+
+
+def test_a_checkpoint_written_before_the_options_loads_unchanged(tmp_path):
+    """A file whose config lacks norm, mlp, qk_norm and n_kv_heads (every checkpoint written
+    before them, the shipped reference model included) loads as the 2019 block."""
+    from course_lib import checkpoints
+    from course_lib.tokenizers import CharTokenizer
+
+    torch.manual_seed(2)
+    cfg = T.GPTConfig(12, 8, 8, 2, 1, 16, bias=False, position="rope")
+    model = T.GPT(cfg).eval()
+    payload = checkpoints.model_payload(model, CharTokenizer.train("abcdefghijk"))
+    for name in ("norm", "mlp", "qk_norm", "n_kv_heads"):
+        del payload["config"][name]
+    path = checkpoints.save_checkpoint(tmp_path / "old.pt", payload)
+    loaded, _ = checkpoints.load_model(path)
+    assert loaded.config == cfg
+    ids = torch.randint(0, 12, (2, 6))
+    assert torch.equal(loaded(ids), model(ids))
+    payload["config"].pop("d_model")  # a field without a default is still required
+    bad = checkpoints.save_checkpoint(tmp_path / "bad.pt", payload)
+    with pytest.raises(checkpoints.CheckpointError, match="missing field 'config.d_model'"):
+        checkpoints.load_model(bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        (dict(norm="batch"), ValueError, r"norm must be one of \['layer', 'rms'\], got 'batch'"),
+        (dict(mlp="swiglu"), ValueError, r"mlp must be one of \['plain', 'gated'\], got 'swiglu'"),
+        (dict(norm=None), TypeError, "norm must be a str, one of .*, got NoneType"),
+        (dict(activation="swish", mlp="gated"), ValueError, "activation must be one of"),
+        (dict(n_kv_heads=3), ValueError, "n_kv_heads=3 must divide n_heads=4"),
+        (dict(n_kv_heads=0), ValueError, "n_kv_heads must be a positive integer, got 0"),
+        (dict(n_kv_heads="2"), TypeError, "n_kv_heads must be an integer, got str '2'"),
+        (dict(qk_norm=1), TypeError, "qk_norm must be True or False, got int"),
+    ],
+)
+def test_todays_options_refuse_bad_values(options, error, message):
+    with pytest.raises(error, match=message):
+        T.GPTConfig(29, 9, 16, 4, 2, 12, **options)
+
+
+def test_block_options_refuse_bad_values():
+    with pytest.raises(ValueError, match="norm must be one of"):
+        T.DecoderBlock(16, 4, 12, cross_attention=False, norm="scale")
+    with pytest.raises(ValueError, match="mlp must be one of"):
+        T.DecoderBlock(16, 4, 12, cross_attention=False, mlp="moe")
+    with pytest.raises(ValueError, match="n_kv_heads=3 must divide n_heads=4"):
+        T.DecoderBlock(16, 4, 12, cross_attention=False, n_kv_heads=3)
+    c = T.GPTConfig(29, 9, 16, 4, 2, 12, n_kv_heads=np.int64(2))
+    assert type(c.n_kv_heads) is int
