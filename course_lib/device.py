@@ -349,10 +349,11 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool:
 
 def with_dtype(device_plan: DevicePlan, dtype: str, cpuinfo: str | None = None) -> DevicePlan:
     """The plan with its autocast dtype chosen for training: 'auto' keeps the plan's choice (on
-    the CPU, float32, so that runs repeat to the digit); 'fast' takes the fastest safe type:
-    the plan's on CUDA, bfloat16 on a CPU that computes it natively (`cpu_native_bf16`; its
-    matmuls then run about twice as fast), float32 elsewhere; 'float32' turns autocast off;
-    'bfloat16' or 'float16' force that type (float16 only on CUDA, with a gradient scaler)."""
+    the CPU, float32, so that runs repeat to the digit); 'fast' guesses from the hardware: the
+    plan's on CUDA, bfloat16 on a CPU with bfloat16 instructions (`cpu_native_bf16`), float32
+    elsewhere (the trainer does not trust the guess: it times both, train.choose_fast_dtype);
+    'float32' turns autocast off; 'bfloat16' or 'float16' force that type (float16 only on
+    CUDA, with a gradient scaler)."""
     if dtype not in DTYPE_CHOICES:
         raise ValueError(f"dtype must be one of {DTYPE_CHOICES}, got {dtype!r}")
     if dtype == "auto":

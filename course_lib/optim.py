@@ -16,6 +16,13 @@ equal to `torch.optim` after 100 steps. Every update is elementwise: a parameter
   v = beta2 v + (1 - beta2) g^2; p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
 - AdamW: the same, but the decay is decoupled: p *= 1 - lr * weight_decay before the Adam step,
   and the gradient is left alone.
+- Muon (for 2-D hidden matrices only): b = momentum * b + (1 - momentum) * g; the update
+  u = (1 - momentum) * g + momentum * b (nesterov) or b is orthogonalised by a few Newton-Schulz
+  steps (`orthogonalize`, about U V^T of u = U S V^T); p *= 1 - lr * weight_decay;
+  p -= lr * sqrt(max(1, rows / cols)) * orthogonalize(u). `ns_dtype=torch.bfloat16` follows
+  torch.optim.Muon's order of operations and equals it bit for bit; `torch.float64` computes
+  the same definition with float64 rounding. Muon's parameters are matrices `(m, n)`, its
+  momentum buffer `(m, n)` too; `Combined` steps it together with AdamW for everything else.
 """
 
 from __future__ import annotations
@@ -86,16 +93,19 @@ def _params(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 
 class Optimizer:
-    """What the three optimizers share: a list of parameters, zero_grad and a learning rate."""
+    """What the hand-written optimizers share: the parameters, zero_grad and a learning rate."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float):
         self.params = _params(params)
         self.lr = _check_lr(lr)
 
-    def zero_grad(self) -> None:
-        """Forget the gradients (set them to None, like torch's default set_to_none=True)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: set them to None (torch's default) or to zeros."""
         for p in self.params:
-            p.grad = None
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
 
     def set_lr(self, lr: float) -> None:
         """Change the learning rate (a schedule calls this before each step)."""
@@ -229,6 +239,178 @@ def adam_update(
     m_hat = m / (1 - beta1**t)
     v_hat = v / (1 - beta2**t)
     return p - lr * m_hat / (v_hat.sqrt() + eps), m, v
+
+
+# --------------------------------------------------------------------------- Muon
+
+# Keller Jordan's quintic Newton-Schulz coefficients (torch.optim.Muon's defaults): each step
+# maps every singular value s of X to a s + b s^3 + c s^5, chosen for a steep slope at 0
+# (a = 3.4445) so that small singular values grow fast; after 5 steps they all lie in about
+# [0.7, 1.2], not exactly at 1, which trains as well as U V^T and costs 5 steps instead of 30.
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+NS_STEPS = 5
+NS_EPS = 1e-7
+NS_DTYPES = (torch.bfloat16, torch.float32, torch.float64)
+ADJUST_LR = ("original", "match_rms_adamw", "none")
+MUON_MIN_TORCH = "2.9"  # torch.optim.Muon, the reference, ships from torch 2.9
+
+
+def newton_schulz_step(x: torch.Tensor, a: float, b: float, c: float) -> torch.Tensor:
+    """One Newton-Schulz step: x (m, n) -> a x + b (x x^T) x + c (x x^T)^2 x, (m, n).
+
+    With x = U S V^T, x x^T = U S^2 U^T, so the step is U (a S + b S^3 + c S^5) V^T: the same
+    singular vectors, each singular value through the odd polynomial. Written with addmm, in
+    torch.optim.Muon's order (which its bfloat16 rounding depends on)."""
+    gram = x @ x.T  # (m, m)
+    poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)  # b gram + c gram @ gram, (m, m)
+    return torch.addmm(x, poly, x, beta=a)  # a x + poly @ x, (m, n)
+
+
+def orthogonalize(
+    g: torch.Tensor,
+    steps: int = NS_STEPS,
+    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = NS_EPS,
+    dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """Newton-Schulz orthogonalisation of g (m, n): about U V^T for g = U S V^T, in `dtype`.
+
+    g is divided by its Frobenius norm (at least eps), which puts every singular value in
+    [0, 1], then `steps` Newton-Schulz steps push them towards 1. A tall matrix is transposed
+    first, so that the Gram matrix x x^T is the smaller (min(m, n), min(m, n)) one."""
+    if not isinstance(g, torch.Tensor) or g.dim() != 2:
+        shape = tuple(g.shape) if isinstance(g, torch.Tensor) else type(g).__name__
+        raise ValueError(f"g must be a matrix (m, n), got {shape}")
+    if dtype not in NS_DTYPES:
+        raise ValueError(f"dtype must be one of {NS_DTYPES}, got {dtype}")
+    steps = int_at_least(steps, "steps", 0)
+    if len(coefficients) != 3:
+        raise ValueError(f"coefficients must be (a, b, c), got {coefficients!r}")
+    eps = _check_eps(eps)
+    x = g.to(dtype)
+    tall = g.shape[0] > g.shape[1]
+    if tall:
+        x = x.T  # (n, m)
+    x = x / x.norm().clamp(min=eps)  # Frobenius norm 1: every singular value <= 1
+    for _ in range(steps):
+        x = newton_schulz_step(x, *coefficients)
+    return x.T if tall else x
+
+
+def muon_lr_scale(shape: tuple[int, ...] | torch.Size, adjust: str = "original") -> float:
+    """The factor Muon multiplies its learning rate by for a (rows, cols) matrix.
+
+    'original' (Keller Jordan's, torch's default): sqrt(max(1, rows / cols)); an orthogonal
+    (rows, cols) matrix has entries of size about 1 / sqrt(max(rows, cols)), and the factor
+    keeps a tall matrix's update from being too small. 'match_rms_adamw' (Moonshot's):
+    0.2 sqrt(max(rows, cols)), which makes the update's RMS about AdamW's, so that AdamW's
+    learning rate and weight decay carry over. 'none': 1."""
+    if adjust not in ADJUST_LR:
+        raise ValueError(f"adjust must be one of {ADJUST_LR}, got {adjust!r}")
+    rows, cols = shape[:2]
+    if adjust == "original":
+        return math.sqrt(max(1, rows / cols))
+    return 0.2 * math.sqrt(max(rows, cols)) if adjust == "match_rms_adamw" else 1.0
+
+
+class Muon(Optimizer):
+    """Muon (Keller Jordan, 2024): momentum, then the update orthogonalised by Newton-Schulz.
+
+    For 2-D hidden matrices only (attention and MLP weights); embeddings, the output layer,
+    norms and biases belong to AdamW. Defaults are torch.optim.Muon's (lr 1e-3, decoupled
+    weight decay 0.1, momentum 0.95, Nesterov). ns_dtype=torch.bfloat16 computes like torch
+    (equal bit for bit); torch.float64 is the same definition in double precision."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+        eps: float = NS_EPS,
+        ns_steps: int = NS_STEPS,
+        adjust_lr: str = "original",
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
+        super().__init__(params, lr)
+        for i, p in enumerate(self.params):
+            if p.dim() != 2:
+                raise ValueError(
+                    f"params[{i}] has shape {tuple(p.shape)}: Muon takes matrices (m, n) only; "
+                    "give embeddings, the output layer, norms and biases to AdamW"
+                )
+        self.weight_decay = _non_negative("weight_decay", weight_decay)
+        self.momentum = _non_negative("momentum", momentum)
+        if not isinstance(nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        muon_lr_scale((1, 1), adjust_lr)  # checks the name
+        orthogonalize(torch.zeros(1, 1), 0, ns_coefficients, eps, ns_dtype)  # checks the rest
+        self.nesterov, self.adjust_lr, self.ns_dtype = nesterov, adjust_lr, ns_dtype
+        self.ns_coefficients, self.eps = tuple(ns_coefficients), eps
+        self.ns_steps = int_at_least(ns_steps, "ns_steps", 0)
+        self.buffers = [torch.zeros_like(p) for p in self.params]  # momentum, (m, n) like p
+
+    def _update(self, i: int, p: torch.Tensor, grad: torch.Tensor) -> None:
+        b = self.buffers[i]
+        b.lerp_(grad, 1 - self.momentum)  # b = momentum b + (1 - momentum) g
+        u = grad.lerp(b, self.momentum) if self.nesterov else b  # (1 - momentum) g + momentum b
+        o = orthogonalize(u, self.ns_steps, self.ns_coefficients, self.eps, self.ns_dtype)
+        p.mul_(1 - self.lr * self.weight_decay)  # decoupled decay, with the unadjusted lr
+        p.add_(o, alpha=-(self.lr * muon_lr_scale(p.shape, self.adjust_lr)))
+
+
+def torch_muon() -> type:
+    """torch.optim.Muon, the reference Muon is proven equal to (and the trainer's Muon); a
+    RuntimeError that says what to do on torch < 2.9, which lacks it."""
+    cls = getattr(torch.optim, "Muon", None)
+    if cls is None:
+        raise RuntimeError(
+            f"torch.optim.Muon needs torch >= {MUON_MIN_TORCH}, and this is torch "
+            f"{torch.__version__}: upgrade torch (pip install 'torch>={MUON_MIN_TORCH}'); "
+            "course_lib.optim.Muon itself runs on any torch"
+        )
+    return cls
+
+
+class Combined:
+    """Several optimizers stepped as one, e.g. Muon for the hidden matrices and AdamW for the
+    rest: step and zero_grad (torch.optim's optimizers or this module's), and for torch.optim's
+    param_groups (every group, in order), state_dict and load_state_dict."""
+
+    def __init__(self, *optimizers):
+        if not optimizers:
+            raise ValueError("Combined needs at least one optimizer")
+        for i, o in enumerate(optimizers):
+            if not (callable(getattr(o, "step", None)) and callable(getattr(o, "zero_grad", None))):
+                raise TypeError(f"optimizers[{i}] is not an optimizer: {type(o).__name__}")
+        self.optimizers = list(optimizers)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [g for o in self.optimizers for g in o.param_groups]
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        saved = state.get("optimizers") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or len(saved) != len(self.optimizers):
+            raise ValueError(
+                f"state must hold {len(self.optimizers)} optimizers' states (from "
+                "Combined.state_dict() of the same optimizers)"
+            )
+        for o, s in zip(self.optimizers, saved, strict=True):
+            o.load_state_dict(s)
 
 
 # --------------------------------------------------------------------------- schedules

@@ -8,8 +8,9 @@ with samples and a loss plot.
     write_card(out, card, report.rows)     # run_card.json, run_card.md, loss.png
 
 The run card gathers what someone needs to trust or repeat a run: the config, the device and
-versions, the time, tokens per second, the model FLOPs utilisation (MFU) against a measured
-matmul peak (and, on a known GPU, the data sheet's), the best validation loss and samples.
+versions, the dtype and why (for dtype="fast", the step timings that chose it), the time,
+tokens per second, the model FLOPs utilisation (MFU) against a measured matmul peak (and, on a
+known GPU, the data sheet's), the best validation loss and samples.
 The loop that fills it is `course_lib.train`. matplotlib is used only when installed.
 """
 
@@ -219,7 +220,15 @@ def run_card(
             "train_tokens": len(data.train),
             "val_tokens": len(data.val),
         },
-        "device": {"plan": plan.summary(), "world_size": dist.world_size, "dtype": _dtype(plan)},
+        "device": {
+            "plan": plan.summary(),
+            "world_size": dist.world_size,
+            "dtype": _dtype(plan),
+            "dtype_reason": plan.dtype_reason,  # dtype="fast": the timings that chose it
+            "dtype_seconds": (state.dtype_choice or {}).get("seconds")
+            if config.dtype == "fast"
+            else None,
+        },
         "environment": env,
         "steps": state.step,
         "lr_schedule_steps": state.lr_schedule_steps,
@@ -287,6 +296,13 @@ def card_markdown(card: dict) -> str:
         f"- device: {e['device']} ({e.get('gpu', e['platform'])}), world size "
         f"{card['device']['world_size']}, dtype {card['device']['dtype']}, "
         f"torch.compile {e['torch.compile']}",
+        f"- dtype {card['device']['dtype']}: {card['device'].get('dtype_reason', 'not recorded')}",
+        f"- optimizer: {c.get('optimizer', 'adamw')}"
+        + (
+            f", Muon lr {c['muon_lr']:g} for the blocks' matrices"
+            if c.get("optimizer") == "muon"
+            else ""
+        ),
         f"- versions: python {e['python']}, torch {e['torch']}, course_lib {e['course_lib']}",
         f"- training time: {card['train_seconds']:.1f} s (first step "
         f"{num(card['first_step_seconds'], '.2f')} s, includes compilation when compiled)",

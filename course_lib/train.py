@@ -15,10 +15,12 @@ From a notebook: `result = train(preset("ci"), out_dir)`. A run writes into its 
 
 The model is the course's own GPT (`course_lib.transformer`) on its fast path
 (`F.scaled_dot_product_attention` with the causal kernel, `F.layer_norm`), trained with
-`torch.optim.AdamW` (fused on CUDA), linear warm-up + cosine decay (`course_lib.optim.lr_at`),
+`torch.optim.AdamW` (fused where available), or with optimizer="muon" `torch.optim.Muon` for the
+blocks' matrices and AdamW for the rest; linear warm-up + cosine decay (`course_lib.optim.lr_at`),
 gradient clipping and gradient accumulation. `course_lib.device` picks the device, the autocast
 dtype (bfloat16 where the GPU has it; float16 with a gradient scaler where it does not; float32
-on the CPU), torch.compile and TF32.
+on the CPU), torch.compile and TF32; dtype="fast" times a few steps of the run's model in
+float32 and in the low-precision type at the start, and keeps the faster (`choose_fast_dtype`).
 
 This module is the loop (`train`, `optimizer_step`) and the command line. The rest of the
 trainer, one module per concept:
@@ -41,6 +43,7 @@ import dataclasses
 import math
 import os
 import signal
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +56,7 @@ from torch import nn
 
 from course_lib import device as course_device
 from course_lib import optim as course_optim
-from course_lib import transformer
+from course_lib import train_state, transformer
 from course_lib.checkpoints import (
     CheckpointError,
     load_checkpoint,  # noqa: F401 (train.load_checkpoint reads a run's ckpt.pt)
@@ -76,16 +79,38 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
-def configure_optimizer(model: nn.Module, config: TrainConfig, fused: bool) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases or layer-norm parameters)."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+def configure_optimizer(
+    model: nn.Module, config: TrainConfig, fused: bool
+) -> torch.optim.Optimizer | course_optim.Combined:
+    """AdamW with weight decay on matrices only (not on biases or layer-norm parameters). With
+    config.optimizer "muon": torch.optim.Muon (lr config.muon_lr, the same weight decay) for the
+    blocks' 2-D matrices, stepped together with that AdamW for the rest (the embeddings and the
+    tied output layer, norms, biases) as one `course_lib.optim.Combined`."""
+    hidden = hidden_matrices(model) if config.optimizer == "muon" else []
+    rest = [p for p in model.parameters() if all(p is not h for h in hidden)]
     groups = [
-        {"params": decay, "weight_decay": config.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in rest if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0},
     ]
     kwargs = {"fused": True} if fused else {}
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), **kwargs)
+    adamw = torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2), **kwargs)
+    if not hidden:
+        return adamw
+    # the loop sets each group's lr to the schedule's times lr_scale: Muon's peak is muon_lr
+    muon_group = {"params": hidden, "lr_scale": config.muon_lr / config.lr}
+    muon = course_optim.torch_muon()(
+        [muon_group], lr=config.muon_lr, weight_decay=config.weight_decay
+    )
+    return course_optim.Combined(muon, adamw)
+
+
+def hidden_matrices(model: nn.Module) -> list[torch.Tensor]:
+    """The 2-D weights inside the Transformer blocks (attention and MLP projections): Muon's
+    parameters. The token embedding (also the output layer), position table, norms and biases
+    are not among them."""
+    return [
+        p for name, p in model.named_parameters() if name.startswith("blocks.") and p.dim() == 2
+    ]
 
 
 def learning_rate(config: TrainConfig, state: TrainState) -> float:
@@ -113,7 +138,7 @@ def optimizer_step(
     last one), then clipping, the (scaled) step and zeroed gradients. Returns the step's mean
     loss as a 0-dim tensor on the device (no host sync)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group["lr_scale"] if "lr_scale" in group else lr  # Muon: its own lr
     k = len(micro_batches)
     step_loss = torch.zeros((), device=plan.torch_device)
     for m, (x, y) in enumerate(micro_batches):
@@ -137,6 +162,96 @@ def _to_device(t: torch.Tensor, plan: course_device.DevicePlan) -> torch.Tensor:
     if plan.type == "cuda":  # pinned memory: the copy overlaps the compute
         return t.pin_memory().to(plan.torch_device, non_blocking=True)
     return t.to(plan.torch_device)
+
+
+# ============================================================================ dtype="fast"
+
+FAST_DTYPE_GAIN = 0.10  # the low-precision type is kept only when its steps are >= 10% faster
+FAST_DTYPE_ROUNDS = 5  # timed steps of each candidate, after 2 untimed ones
+
+
+def time_steps(
+    steps: dict[str, Callable[[], object]],
+    rounds: int = FAST_DTYPE_ROUNDS,
+    warmup: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """{name: median seconds of one call of steps[name]}, called in turn round after round (a
+    slow spell of the machine hits each alike); the `warmup` first rounds are not timed."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for r in range(warmup + rounds):
+        for name, step in steps.items():
+            if r < warmup:
+                step()
+                continue
+            t0 = clock()
+            step()
+            times[name].append(clock() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def decide_fast_dtype(seconds: dict[str, float], gain: float = FAST_DTYPE_GAIN) -> tuple[str, str]:
+    """(dtype, reason) from the median step seconds of 'float32' and one low-precision type:
+    the low-precision type when float32's step takes at least 1 + gain times as long."""
+    low = next(k for k in seconds if k != "float32")
+    speedup = seconds["float32"] / seconds[low]
+    said = (
+        f"dtype='fast', timed at the start: a training step took {seconds[low] * 1e3:.1f} ms in "
+        f"{low} and {seconds['float32'] * 1e3:.1f} ms in float32 (medians of {FAST_DTYPE_ROUNDS})"
+    )
+    if speedup >= 1 + gain:
+        return low, f"{said}: {low} is {speedup - 1:.0%} faster (at least {gain:.0%})"
+    how = f"only {speedup - 1:.0%} faster" if speedup >= 1 else f"{1 / speedup - 1:.0%} slower"
+    return "float32", f"{said}: {low} is {how}, under the {gain:.0%} it must gain; float32"
+
+
+def choose_fast_dtype(
+    config: TrainConfig,
+    data: Data,
+    plan: course_device.DevicePlan,
+    rows: list[slice],
+    dist: Dist,
+    resume: bool = False,
+    ckpt_path: Path | None = None,
+) -> tuple[course_device.DevicePlan, dict | None]:
+    """For dtype="fast": (the plan in the chosen dtype, the choice {"device", "dtype",
+    "reason", "seconds"}); other dtypes: (plan, None). A resume keeps the choice saved in
+    `ckpt_path` (made on the same kind of device); else a few optimizer steps of the run's
+    model (uncompiled, on the first step's batch, lr 0) are timed in float32 and in bfloat16
+    (CPU) or the GPU's type, and rank 0's choice holds for every rank."""
+    if config.dtype != "fast":
+        return plan, None
+    choice = train_state.saved_dtype_choice(ckpt_path) if resume else None
+    if choice is not None and choice["device"] == plan.type:
+        reason = f"{choice['reason']}; kept from the run's start"
+    else:
+        if plan.type == "mps":  # the course does not autocast on MPS
+            choice = {"dtype": "float32", "seconds": {}, "reason": "dtype='fast': MPS: float32"}
+        else:
+            gpu = str(plan.autocast_dtype).removeprefix("torch.")  # the GPU's: bfloat16, float16
+            low = "bfloat16" if plan.type == "cpu" else gpu
+            plans = {d: course_device.with_dtype(plan, d) for d in ("float32", low)}
+            seconds = time_steps({d: _one_step(config, data, p, rows) for d, p in plans.items()})
+            choice = dict(zip(("dtype", "reason"), decide_fast_dtype(seconds), strict=True))
+            choice["seconds"] = seconds
+        choice = dist.gather({**choice, "device": plan.type})[0]
+        reason = choice["reason"]
+    chosen = course_device.with_dtype(plan, choice["dtype"])
+    return dataclasses.replace(chosen, dtype_reason=reason), choice
+
+
+def _one_step(config: TrainConfig, data: Data, plan: course_device.DevicePlan, rows):
+    """A function that runs one optimizer step of a fresh model of the run in `plan`'s dtype."""
+    model = transformer.GPT(model_config(config, data.tokenizer.vocab_size))
+    model = model.to(plan.torch_device).train()
+    optimizer = configure_optimizer(model, config, course_device.fused_adamw(plan))
+    scaler, batches = course_device.grad_scaler(plan), micro_batches(data, config, 0, rows)
+
+    def step() -> None:
+        optimizer_step(model, optimizer, scaler, batches, 0.0, config.grad_clip, plan)
+        next(model.parameters())[0, 0].item()  # a host read: waits until the device is done
+
+    return step
 
 
 # ============================================================================ the run
@@ -196,9 +311,11 @@ def train(
     plan = _device_plan(config, dist)
     with torch_settings(config.threads, tf32=plan.tf32):
         stop_group = dist.start(plan)
+        plan, choice = choose_fast_dtype(config, data, plan, rows, dist, resume, ckpt_path)
         parts = _build(config, data, plan)  # model, optimizer, scaler; seeded
         optimizer, scaler = parts.optimizer, parts.scaler
         state = restore_run(ckpt_path, parts, dist, log) if resume else TrainState.start(config)
+        state.dtype_choice = choice or state.dtype_choice  # dtype="fast": what it chose, why
         model = _compile_and_wrap(parts.model, plan, dist)  # in training mode
         timing = Timing(state.step, started=started)
         report = Report(out / METRICS_NAME, timing, config.max_steps, dist.main, progress, log)

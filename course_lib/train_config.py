@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 
 from course_lib import data as course_data
 from course_lib import device as course_device
+from course_lib import optim as course_optim
 from course_lib import transformer
 from course_lib.validate import int_at_least, positive_int
 
@@ -38,6 +39,7 @@ POSITIVE_INTS = (
     "eval_every",
     "log_every",
 )
+OPTIMIZERS = ("adamw", "muon")
 NON_NEGATIVE_INTS = (
     "seed",
     "warmup_steps",
@@ -78,6 +80,8 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0  # 0 turns clipping off
+    optimizer: str = "adamw"  # or "muon": Muon for the blocks' matrices, AdamW (lr) for the rest
+    muon_lr: float = 0.02  # Muon's peak lr (optimizer="muon"), on the same warm-up and cosine
     # evaluation, logging, checkpoints, samples
     eval_every: int = 250
     eval_windows: int = 0  # periodic evaluations: 0 the whole validation split, else N windows
@@ -90,7 +94,9 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     compile: str = "auto"  # auto, 0, 1
-    dtype: str = "auto"  # auto (the device plan's), float32, bfloat16, float16 (CUDA)
+    # auto (the device plan's), fast (bfloat16 or float16 if timed >= 10% faster at the start,
+    # course_lib.train.choose_fast_dtype), float32, bfloat16, float16 (CUDA)
+    dtype: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 leaves torch's default
 
     def __post_init__(self):
@@ -102,6 +108,7 @@ class TrainConfig:
         self._check_model()
         self._check_numbers()
         self._check_batch()
+        self._check_optimizer()
         self._check_runtime()
 
     def _set(self, name: str, value: object) -> None:
@@ -131,6 +138,7 @@ class TrainConfig:
         _number(self, "beta1", "[", 0.0, 1.0, ")")
         _number(self, "beta2", "[", 0.0, 1.0, ")")
         _number(self, "grad_clip", "[", 0.0, math.inf, "]")
+        _number(self, "muon_lr", "(", 0.0, math.inf, ")")
 
     def _check_batch(self) -> None:
         if self.warmup_steps > self.max_steps:
@@ -143,6 +151,17 @@ class TrainConfig:
                 f"TrainConfig.batch_size ({self.batch_size}) must be divisible by "
                 f"TrainConfig.grad_accum ({self.grad_accum})"
             )
+
+    def _check_optimizer(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if self.optimizer == "muon":
+            try:
+                course_optim.torch_muon()
+            except RuntimeError as e:
+                raise ValueError(f"TrainConfig.optimizer='muon': {e}") from None
 
     def _check_runtime(self) -> None:
         if self.corpus not in course_data.CORPORA:
@@ -203,7 +222,7 @@ PRESETS: dict[str, TrainConfig] = {
     ),
     # measured against nanoGPT's CPU recipe in bench/RESULTS.md: the same width and depth, a
     # higher learning rate with beta2 0.95 and no weight decay, rotary positions, no biases,
-    # bfloat16 matmuls where the CPU has them, 800 steps of 16 x 64 tokens
+    # bfloat16 matmuls where they time faster here (dtype='fast'), 800 steps of 16 x 64 tokens
     "cpu": TrainConfig(
         n_layers=4,
         n_heads=4,

@@ -7,10 +7,11 @@
 
 A run's checkpoint is a `course_lib.checkpoints` file (the model's weights, config and
 tokenizer) with a "train" section: the `TrainState` fields (step, tokens seen, training time,
-best validation loss, the learning-rate schedule's horizon), the optimizer's and the gradient
-scaler's state, every rank's random-number states, the world size and the `TrainConfig`. With
-those, a resumed run continues bit for bit (the data order needs no state: each step's windows
-depend only on the seed and the step, `course_lib.train_data`). The loop is `course_lib.train`.
+best validation loss, the learning-rate schedule's horizon, what dtype="fast" chose), the
+optimizer's (AdamW's, or Muon's and AdamW's) and the gradient scaler's state, every rank's
+random-number states, the world size and the `TrainConfig`. With those, a resumed run continues
+bit for bit (the data order needs no state: each step's windows depend only on the seed and the
+step, `course_lib.train_data`). The loop is `course_lib.train`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from course_lib.train_config import TrainConfig
 CHECKPOINT_NAME = "ckpt.pt"
 # the fields a resume may change: the run's length, and how (not what) it computes
 RESUMABLE_FIELDS = ("max_steps", "device", "compile", "threads", "dtype")
+# TrainState fields that checkpoints written before them lack (their defaults then hold)
+OPTIONAL_STATE = ("dtype_choice",)
 
 
 @dataclass
@@ -46,6 +49,9 @@ class TrainState:
     train_seconds: float = 0.0  # time in training steps, over every process that ran it
     best_val_loss: float | None = None
     lr_schedule_steps: int = 0  # the cosine's horizon, fixed when the run starts
+    # dtype="fast": {"device", "dtype", "reason", "seconds"} timed when the run started (a
+    # resume keeps it; course_lib.train.choose_fast_dtype); None for the other dtypes
+    dtype_choice: dict | None = None
 
     @classmethod
     def start(cls, config: TrainConfig) -> TrainState:
@@ -95,7 +101,7 @@ def restore_run(path: Path, parts: Parts, dist: Dist, log=print) -> TrainState:
     parts.model.load_state_dict(payload["state_dict"])
     parts.optimizer.load_state_dict(section["optimizer"])
     parts.scaler.load_state_dict(section["scaler"])
-    state = TrainState(**{f.name: section[f.name] for f in fields(TrainState)})
+    state = TrainState(**{f.name: section[f.name] for f in fields(TrainState) if f.name in section})
     if parts.config.max_steps < state.step:
         raise ValueError(
             f"TrainConfig.max_steps ({parts.config.max_steps}) is below the step ({state.step}) "
@@ -116,13 +122,19 @@ def _train_section(payload: dict, path: Path) -> dict:
     section = payload.get("train")
     if not isinstance(section, dict):
         raise CheckpointError(f"{path} has no field 'train': it was not written by train()")
-    expected = [f.name for f in fields(TrainState)]
+    expected = [f.name for f in fields(TrainState) if f.name not in OPTIONAL_STATE]
     expected += ["optimizer", "scaler", "rng", "world_size", "config"]
     missing = [k for k in expected if k not in section]
     if missing:
         fields_named = ", ".join(f"'train.{k}'" for k in missing)
         raise CheckpointError(f"{path} lacks the field(s) {fields_named} of a trainer checkpoint")
     return section
+
+
+def saved_dtype_choice(path: Path) -> dict | None:
+    """What dtype="fast" chose when the run whose checkpoint is `path` started (None when it
+    did not use dtype="fast"); CheckpointError when `path` is not a trainer's checkpoint."""
+    return _train_section(load_checkpoint(path), path).get("dtype_choice")
 
 
 def _check_same_run(payload: dict, section: dict, parts: Parts, path: Path) -> None:

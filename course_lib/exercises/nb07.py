@@ -1,4 +1,5 @@
-"""Notebook 07's exercises: one Adam step, and the warm-up + cosine learning-rate schedule."""
+"""Notebook 07's exercises: one Adam step, the warm-up + cosine learning-rate schedule, and one
+Newton-Schulz step of Muon."""
 
 from __future__ import annotations
 
@@ -134,6 +135,65 @@ def warmup_cosine(fn: Callable, *, quiet: bool = False) -> Verdict:
                 "a full cosine period",
                 "half a period takes 1 down to -1: cos(pi * progress), not cos(2 * pi * progress)",
                 _full_cosine,
+            ),
+        ],
+        quiet=quiet,
+    )
+
+
+def _ns_reference(x, a, b, c):
+    return optim.newton_schulz_step(x, a, b, c)
+
+
+def _ns_elementwise(x, a, b, c):
+    return a * x + b * x**3 + c * x**5
+
+
+def _ns_gram_squared_elementwise(x, a, b, c):
+    gram = x @ x.T
+    return a * x + b * gram @ x + c * (gram * gram) @ x
+
+
+def _ns_coefficients_swapped(x, a, b, c):
+    gram = x @ x.T
+    return a * x + c * gram @ x + b * gram @ gram @ x
+
+
+def newton_schulz_step(fn: Callable, *, quiet: bool = False) -> Verdict:
+    """fn(x, a, b, c) -> a x + b (x x^T) x + c (x x^T)^2 x for x (m, n), against
+    optim.newton_schulz_step (float64 inputs)."""
+    g = torch.Generator().manual_seed(19)
+
+    def r(*shape: int) -> torch.Tensor:
+        x = torch.randn(*shape, generator=g, dtype=torch.float64)
+        return x / x.norm()  # Frobenius norm 1, as Muon scales it before the first step
+
+    abc = optim.NS_COEFFICIENTS
+    return check(
+        fn,
+        reference=_ns_reference,
+        cases=[
+            case(r(3, 5), *abc, label="a wide (3, 5) matrix, Muon's coefficients"),
+            case(r(4, 4), *abc, label="a square (4, 4) matrix"),
+            case(r(1, 6), *abc, label="one row (1, 6)"),
+            case(r(5, 2), *abc, label="a tall (5, 2) matrix"),
+            case(r(2, 3), 1.5, -0.5, 0.0, label="the cubic (1.5, -0.5, 0)"),
+        ],
+        mistakes=[
+            mistake(
+                "elementwise powers",
+                "the polynomial acts on singular values, not on entries: x**3 is not (x @ x.T) @ x",
+                _ns_elementwise,
+            ),
+            mistake(
+                "the Gram matrix squared elementwise",
+                "(x x^T)^2 is the matrix product gram @ gram, not gram * gram",
+                _ns_gram_squared_elementwise,
+            ),
+            mistake(
+                "b and c swapped",
+                "b multiplies the cubic term (x x^T) x and c the quintic (x x^T)^2 x",
+                _ns_coefficients_swapped,
             ),
         ],
         quiet=quiet,
