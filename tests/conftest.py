@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,3 +15,13 @@ sys.path.insert(0, str(REPO / "tools"))
 settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory) -> Path:
+    """40,000 characters of the shipped corpus as a plain text file (the trainer's --data)."""
+    from course_lib import data as course_data
+
+    path = tmp_path_factory.mktemp("data") / "input.txt"
+    path.write_text(course_data.load_corpus("train", "small")[:40_000], encoding="utf-8")
+    return path

@@ -9,23 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import tiny
+from train_helpers import quiet, tiny
 
-from course_lib import data as course_data
 from course_lib import ddp, train_state
 from course_lib import device as course_device
 from course_lib import train as T
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "input.txt"
-    path.write_text(course_data.load_corpus("train", "small")[:40_000], encoding="utf-8")
-    return path
-
-
-def quiet(_msg: str) -> None:
-    pass
 
 
 def fake_clock(durations: list[float]):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from train_helpers import tiny
+from train_helpers import quiet, stop_after, tiny
 
 from course_lib import (
     checkpoints,
@@ -32,20 +32,11 @@ from course_lib import (
     train_state,
     transformer,
 )
-from course_lib import data as course_data
 from course_lib import device as course_device
 from course_lib import train as T
 from course_lib.exercises import nb08, nb09
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    """40,000 characters of the shipped corpus as a plain text file (the --data path)."""
-    path = tmp_path_factory.mktemp("data") / "input.txt"
-    path.write_text(course_data.load_corpus("train", "small")[:40_000], encoding="utf-8")
-    return path
 
 
 def state_of(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -56,10 +47,6 @@ def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs"
-
-
-def quiet(_msg: str) -> None:
-    pass
 
 
 def cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -364,17 +351,6 @@ def test_resume_refuses_another_configuration(text_file, tmp_path):
     T.train(tiny(text_file, max_steps=8), tmp_path / "r", progress=False, log=quiet)
     with pytest.raises(T.CheckpointError, match=r"different configuration \(fields \['lr'\]\)"):
         T.train(tiny(text_file, lr=1e-3), tmp_path / "r", resume=True, progress=False, log=quiet)
-
-
-def stop_after(n: int):
-    """A should_stop that says yes after its n-th call (after optimizer step n)."""
-    calls = []
-
-    def should_stop():
-        calls.append(1)
-        return len(calls) >= n
-
-    return should_stop
 
 
 def lr_of(config: T.TrainConfig, step: int, horizon: int) -> float:

@@ -9,32 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import tiny
+from train_helpers import quiet, stop_after, tiny
 
 from course_lib import checkpoints, optim, train_state, transformer
-from course_lib import data as course_data
 from course_lib import train as T
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "input.txt"
-    path.write_text(course_data.load_corpus("train", "small")[:40_000], encoding="utf-8")
-    return path
-
-
-def quiet(_msg: str) -> None:
-    pass
-
-
-def stop_after(n: int):
-    calls = []
-
-    def should_stop():
-        calls.append(1)
-        return len(calls) >= n
-
-    return should_stop
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Helpers shared by the trainer's tests (test_train.py, test_checkpoints.py)."""
+"""Helpers shared by the trainer's tests (the text_file fixture is in conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,18 @@ def tiny(text_file: Path, **changes) -> T.TrainConfig:
     )
     base.update(changes)
     return T.TrainConfig(**base)
+
+
+def quiet(_msg: str) -> None:
+    """A log function that prints nothing."""
+
+
+def stop_after(n: int):
+    """A should_stop that says yes after its n-th call (after optimizer step n)."""
+    calls = []
+
+    def should_stop():
+        calls.append(1)
+        return len(calls) >= n
+
+    return should_stop
