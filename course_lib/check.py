@@ -301,6 +301,9 @@ def _is_integer(x: Any) -> bool:
 
 
 def _generic_hint(diff: str, got: Any) -> str:
+    while diff.startswith("item ") and isinstance(got, tuple | list):  # "item 0: ...": that item
+        head, _, diff = diff.partition(": ")
+        got = got[int(head.split()[1])]
     if diff.startswith("expected shape"):
         return "the result has the wrong shape: check which dimension you reduce or index over"
     if diff.startswith("expected dtype"):

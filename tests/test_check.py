@@ -668,3 +668,15 @@ def test_a_class_can_be_an_exercise():
     assert nbtools.exercises(sources) == {"Scale": (1, 2)}
     stubbed = nbtools.stub_solutions(sources[1])
     assert stubbed.count("raise NotImplementedError") == 2 and "self.w * x" not in stubbed
+
+
+def test_a_tensor_inside_a_tuple_gets_the_item_hint():
+    # the learner returns (w, b) as 0-d tensors where the reference returns two floats
+    verdict = C.check(
+        lambda x: (torch.tensor(x), torch.tensor(2 * x)),
+        reference=lambda x: (float(x), 2.0 * x),
+        cases=[C.case(1.5)],
+        quiet=True,
+    )
+    assert "item 0: expected a number, got tensor" in verdict.message
+    assert ".item() turns a one-element tensor into one" in verdict.message
