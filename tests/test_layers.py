@@ -134,7 +134,7 @@ def test_bert_builds_on_the_transformer():
     assert GRAPH["bert"] <= {"transformer", "attention", "embeddings", BASE}
     assert "bert" not in GRAPH["transformer"]
     users = {m for m, deps in GRAPH.items() if "bert" in deps}
-    assert users <= {"pretrained"}, sorted(users)
+    assert users <= {"pretrained", "finetune"}, sorted(users)  # finetune pools BERT's states
 
 
 def test_the_answer_key_sits_on_top():

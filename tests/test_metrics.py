@@ -117,8 +117,10 @@ labels = st.integers(min_value=1, max_value=5).flatmap(
 
 @pytest.fixture(scope="module")
 def skm():
-    """scikit-learn's metrics, the reference (installed with sentence-transformers)."""
-    return pytest.importorskip("sklearn.metrics")
+    """scikit-learn's metrics, the reference (declared in the test extra)."""
+    from sklearn import metrics as sklearn_metrics
+
+    return sklearn_metrics
 
 
 def _close(a, b):
@@ -214,3 +216,93 @@ def test_classification_metrics_accept_tensors_of_batch_one():
         and r.tolist() == [0.0, 0.0, 1.0]
         and f1.tolist() == [0.0, 0.0, 1.0]
     )
+
+
+# --------------------------------------------------------------------------- macro F1, bootstrap
+
+
+@pytest.mark.filterwarnings("ignore:A single label was found")
+@given(labels)
+def test_macro_f1_equals_sklearn(skm, data):
+    c, pairs = data
+    y_true, y_pred = [a for a, _ in pairs], [b for _, b in pairs]
+    _close(M.macro_f1(y_true, y_pred, c), skm.f1_score(y_true, y_pred, average="macro"))
+
+
+def test_bootstrap_interval_resamples_whole_groups():
+    # group "a" all right, group "b" all wrong: a resample scores k/2 for k draws of "a"
+    y_true = [0, 1, 0, 1, 0, 1]
+    y_pred = [0, 1, 0, 0, 1, 0]
+    groups = ["a", "a", "a", "b", "b", "b"]
+    score, low, high = M.bootstrap_interval(y_true, y_pred, groups, 2, n_boot=400, seed=1)
+    assert score == 0.5 and low == 0.0 and high == 1.0
+    again = M.bootstrap_interval(y_true, y_pred, groups, 2, n_boot=400, seed=1)
+    assert again == (score, low, high)  # seeded: the same interval
+    one = M.bootstrap_interval(y_true, y_pred, ["p"] * 6, 2, n_boot=50)
+    assert one == (0.5, 0.5, 0.5)  # one group: nothing to resample
+    f1 = M.bootstrap_interval(y_true, y_pred, groups, 2, metric="macro_f1", n_boot=50)
+    assert f1[0] == M.macro_f1(y_true, y_pred, 2) and f1[1] <= f1[0] <= f1[2]
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda: M.bootstrap_interval([], [], [], 2), ValueError, "empty"),
+        (lambda: M.bootstrap_interval([0, 1], [0], ["a", "b"], 2), ValueError, "equally long"),
+        (lambda: M.bootstrap_interval([0, 1], [0, 1], ["a"], 2), ValueError, "one group per"),
+        (lambda: M.bootstrap_interval([0, 3], [0, 1], ["a", "b"], 2), ValueError, "y_true must"),
+        (lambda: M.bootstrap_interval([0], [0], ["a"], 2, metric="f1"), ValueError, "metric"),
+        (lambda: M.bootstrap_interval([0], [0], ["a"], 2, level=1.0), ValueError, "level"),
+        (lambda: M.bootstrap_interval([0], [0], ["a"], 2, n_boot=0), ValueError, "n_boot"),
+        (lambda: M.macro_f1([0.0], [0.0], 2), TypeError, "integer class labels"),
+    ],
+)
+def test_bootstrap_bad_input_is_named(call, exc, words):
+    with pytest.raises(exc, match=words):
+        call()
+
+
+# --------------------------------------------------------------------------- notebook 10's exercise
+
+
+def test_exercise_macro_f1_wrong_answers_are_named():
+    from course_lib.exercises import nb10
+
+    def confusion(y_true, y_pred, c):
+        return torch.bincount(y_true * c + y_pred, minlength=c * c).reshape(c, c).double()
+
+    def right(y_true, y_pred, num_classes):
+        cm = confusion(y_true, y_pred, num_classes)
+        tp = cm.diagonal()
+        predicted, support = cm.sum(dim=0), cm.sum(dim=1)
+        f1 = torch.zeros(num_classes, dtype=torch.float64)
+        for c in range(num_classes):
+            if predicted[c] + support[c] > 0:
+                f1[c] = 2 * tp[c] / (predicted[c] + support[c])
+        occurs = (predicted + support) > 0
+        return float(f1[occurs].mean())
+
+    def micro(y_true, y_pred, num_classes):
+        cm = confusion(y_true, y_pred, num_classes)
+        return float(cm.diagonal().sum() / cm.sum())
+
+    def f1_of_means(y_true, y_pred, num_classes):
+        cm = confusion(y_true, y_pred, num_classes)
+        tp = cm.diagonal()
+        p = (tp / cm.sum(dim=0).clamp(min=1)).mean()
+        r = (tp / cm.sum(dim=1).clamp(min=1)).mean()
+        return float(2 * p * r / (p + r))
+
+    def weighted(y_true, y_pred, num_classes):
+        cm = confusion(y_true, y_pred, num_classes)
+        support = cm.sum(dim=1)
+        f1 = 2 * cm.diagonal() / (cm.sum(dim=0) + support).clamp(min=1)
+        return float((f1 * support).sum() / support.sum())
+
+    ok, m, f, w = (
+        nb10.macro_f1(fn, quiet=True).message for fn in (right, micro, f1_of_means, weighted)
+    )
+    assert ok == "right: all 5 cases pass. Well done!"
+    assert "hint: this looks like accuracy (the micro average)" in m
+    assert "hint: this looks like the F1 of the mean precision and the mean recall" in f
+    assert "hint: this looks like the support-weighted mean" in w
