@@ -57,7 +57,7 @@ OURS_RECIPE = {
     "batch_size": 12, "dropout": 0.0, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100,
     "weight_decay": 0.1, "beta2": 0.99, "eval_every": NANOGPT_EVAL_INTERVAL, "eval_windows": 240,
     "final_eval_windows": 240, "log_every": 1, "sample_tokens": 0, "bias": False,
-    "position": "learned",
+    "position": "learned", "optimizer": "adamw",
 }  # fmt: skip
 # throughput variants of the course trainer: float32 (like for like: nanoGPT computes in float32
 # on the CPU) and the cpu preset's dtype choice ("fast": bfloat16 only where a few timed steps
@@ -65,6 +65,31 @@ OURS_RECIPE = {
 VARIANTS = ("float32", "fast")
 THROUGHPUT_ITERS = 300
 QUALITY_ITERS = 2000
+TARGET = 1.886  # nanoGPT's printed validation loss (a 20-batch estimate) after its 2000 steps
+BUDGET = 0.30  # the fixed wall budget of the ablation, a fraction of nanoGPT's wall time
+# the CPU flags that decide matmul speed (recorded with every run; a CPU family is model + flags)
+MATMUL_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+# The ablation: the `cpu` preset as shipped, the preset evaluated on the whole validation split
+# every ABLATION_EVAL_EVERY steps (to time its crossing of TARGET), and the same with one lever
+# put back to nanoGPT's recipe (leave-one-out) or the other way (dtype pinned).
+ABLATION_EVAL_EVERY = 50
+NANOGPT_SCHEDULE = {
+    "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 100, "beta2": 0.99,
+    "weight_decay": 0.1,
+}  # fmt: skip
+LEVERS: dict[str, tuple[str, dict]] = {
+    "shipped": ("the preset as shipped (one evaluation, at the end)", {}),
+    "preset": ("the preset", {}),
+    "adamw": ("AdamW for every weight instead of Muon for the hidden matrices", {
+        "optimizer": "adamw"}),
+    "schedule": ("nanoGPT's schedule: AdamW lr 1e-3 -> 1e-4, warm-up 100, beta2 0.99, weight "
+                 "decay 0.1 (Muon keeps its lr, on the same warm-up and decay)", NANOGPT_SCHEDULE),
+    "learned": ("a learned position table instead of rotary positions", {"position": "learned"}),
+    "bias": ("biases in linear layers and norms", {"bias": True}),
+    "batch12": ("batch 12 (nanoGPT's) instead of 16", {"batch_size": 12}),
+    "float32": ("float32 pinned (no start-up timing of the dtypes)", {"dtype": "float32"}),
+    "bfloat16": ("bfloat16 autocast pinned", {"dtype": "bfloat16"}),
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the machine
@@ -105,8 +130,15 @@ def machine() -> dict:
         )
     except (OSError, StopIteration):
         pass
+    flags: list[str] = []
+    try:
+        line = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags"))
+        flags = [f for f in line.split(":", 1)[1].split() if f in MATMUL_FLAGS]
+    except (OSError, StopIteration):
+        pass
     return {
         "cpu": model,
+        "flags": flags,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -219,8 +251,9 @@ def run_nanogpt(nanogpt_dir: Path, iters: int, threads: int, scratch: Path, py: 
 
 
 def run_ours(
-    data: Path, mode: str, threads: int, scratch: Path, py: str, dtype: str | None = None
+    data: Path, mode: str, threads: int, scratch: Path, py: str, variant: str | None = None
 ) -> dict:
+    """One course run: `variant` is a dtype (throughput mode) or a LEVERS key (ablation)."""
     out = scratch / "ours-out"
     log = scratch / "ours.log"
     cmd = [
@@ -241,15 +274,19 @@ def run_ours(
         "--set",
         f"threads={threads}",
     ]
+    changes: dict = {}
     if mode == "throughput":
         cmd += ["--max-steps", str(THROUGHPUT_ITERS)]
-        for k, v in {**OURS_RECIPE, "dtype": dtype}.items():
-            cmd += ["--set", f"{k}={v}"]
+        changes = {**OURS_RECIPE, "dtype": variant}
+    elif mode == "ablation" and variant != "shipped":
+        changes = {"eval_every": ABLATION_EVAL_EVERY, "eval_windows": 0, **LEVERS[variant][1]}
+    for k, v in changes.items():
+        cmd += ["--set", f"{k}={v}"]
     rec = timed(cmd, REPO, threads, log)
     card = json.loads((out / "run_card.json").read_text())
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rec.update(
-        trainer="course_lib.train" if mode == "quality" else f"course_lib.train/{dtype}",
+        trainer="course_lib.train" if mode == "quality" else f"course_lib.train/{variant}",
         dtype=card["device"]["dtype"],
         iters=card["steps"],
         config=card["config"],
@@ -261,7 +298,7 @@ def run_ours(
         params=card["model"]["parameters"],
         flops_per_token=card["model"]["flops_per_token"],
         evals=[
-            {"step": r["step"], "val_loss": r["val_loss"], "elapsed_s": r["elapsed_s"]}
+            {k: r.get(k) for k in ("step", "val_loss", "elapsed_s", "train_s", "eval_s")}
             for r in rows
             if r["kind"] == "eval"
         ],
@@ -307,22 +344,26 @@ def cmd_run(args) -> None:
     if not prepared.exists():
         raise SystemExit(f"{prepared} missing: run nanoGPT's prepare.py (input.txt beside it)")
     iters = THROUGHPUT_ITERS if args.mode == "throughput" else QUALITY_ITERS
+    variants = {
+        "quality": ["ours"],
+        "throughput": [f"ours/{v}" for v in VARIANTS],
+        "ablation": [f"ours/{v}" for v in (args.levers or LEVERS)],
+    }[args.mode]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     info = machine()
     for pair in range(args.pairs):
         for threads in args.threads:
-            ours = ["ours"] if args.mode == "quality" else [f"ours/{v}" for v in VARIANTS]
-            order = ["nanoGPT", *ours] if pair % 2 == 0 else [*ours, "nanoGPT"]
+            order = ["nanoGPT", *variants] if pair % 2 == 0 else [*variants[::-1], "nanoGPT"]
             for who in order:
                 with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
                     busy = wait_for_idle()
                     if who == "nanoGPT":
                         rec = run_nanogpt(nanogpt_dir, iters, threads, Path(tmp), args.python)
                     else:
-                        dtype = who.split("/")[1] if "/" in who else None
+                        variant = who.split("/")[1] if "/" in who else None
                         rec = run_ours(
-                            Path(args.data), args.mode, threads, Path(tmp), args.python, dtype
+                            Path(args.data), args.mode, threads, Path(tmp), args.python, variant
                         )
                 rec.update(
                     mode=args.mode, pair=pair, threads=threads, busy_before=busy, machine=info,
@@ -355,10 +396,264 @@ def _pairs(rows: list[dict], threads: int, ours: str) -> list[tuple[dict, dict]]
     return [(p["nanoGPT"], p[ours]) for _, p in sorted(by.items()) if "nanoGPT" in p and ours in p]
 
 
+def family(m: dict) -> str:
+    """A CPU family: the model name and the matmul flags (runs before flags were recorded: the
+    model name only)."""
+    flags = m.get("flags")
+    return m["cpu"] + (f" ({', '.join(flags)})" if flags else "")
+
+
+def time_to_target(run: dict, target: float = TARGET) -> tuple[float | None, float | None]:
+    """(seconds, val) for a course run stopped at its first evaluation at or below `target`:
+    the process's fixed costs (start-up, samples, plot, card: wall minus training minus every
+    evaluation) plus training up to that step plus that one evaluation. (None, None) if no
+    evaluation reached it."""
+    evals = run["evals"]
+    overhead = run["wall_s"] - evals[-1]["train_s"] - sum(e["eval_s"] for e in evals)
+    for e in evals:
+        if e["val_loss"] <= target:
+            return overhead + e["train_s"] + e["eval_s"], e["val_loss"]
+    return None, None
+
+
+def val_at_budget(run: dict, budget_s: float) -> float | None:
+    """The validation loss of the last evaluation a run stopped there would have finished within
+    `budget_s` (counted as in time_to_target); None if even the first would not."""
+    evals = run["evals"]
+    overhead = run["wall_s"] - evals[-1]["train_s"] - sum(e["eval_s"] for e in evals)
+    done = [e["val_loss"] for e in evals if overhead + e["train_s"] + e["eval_s"] <= budget_s]
+    return done[-1] if done else None
+
+
+def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    if not values:
+        return "not reached"
+    text = fmt.format(statistics.median(values))
+    if len(values) > 1:
+        text += f" ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    return text
+
+
+def lever_verdicts(rows: list[dict], tolerance: float = 0.05) -> list[str]:
+    """One line per lever and CPU family: within each repeat, the lever's time to TARGET over
+    the preset's (> 1 + tolerance: the lever helps, since the preset without it is slower;
+    < 1 - tolerance: it hurts; else no measurable effect), the median over repeats with its range,
+    at each thread count."""
+    out = []
+    for key, (label, _) in LEVERS.items():
+        if key in ("shipped", "preset"):
+            continue
+        parts = []
+        for fam in sorted({family(r["machine"]) for r in rows}):
+            for t in sorted({r["threads"] for r in rows}):
+                by: dict[int, dict] = {}
+                for r in rows:
+                    if family(r["machine"]) == fam and r["threads"] == t:
+                        by.setdefault(r["pair"], {})[r["trainer"]] = r
+                ratios, missed = [], 0
+                for p in by.values():
+                    a, b = p.get("course_lib.train/preset"), p.get(f"course_lib.train/{key}")
+                    if a is None or b is None:
+                        continue
+                    ta, tb = time_to_target(a)[0], time_to_target(b)[0]
+                    if tb is None:
+                        missed += 1
+                    elif ta is not None:
+                        ratios.append(tb / ta)
+                if not ratios and not missed:
+                    continue
+                if missed and not ratios:
+                    verdict = (
+                        f"the target not reached in {cfg_steps(rows)} steps: the preset's "
+                        "choice helps"
+                    )
+                else:
+                    m = statistics.median(ratios)
+                    verdict = (
+                        "the preset's choice helps" if m > 1 + tolerance else
+                        "it hurts" if m < 1 - tolerance else "no measurable effect"
+                    )  # fmt: skip
+                    verdict = f"time x {_spread(ratios, '{:.2f}')} of the preset's: {verdict}"
+                    if missed:
+                        verdict += f" (not reached in {missed} repeat(s))"
+                parts.append(f"{t} thread(s) on the {fam.split(' (')[0]}: {verdict}")
+        if parts:
+            out.append(f"- `{key}` ({label}): " + "; ".join(parts) + ".")
+    return out
+
+
+def cfg_steps(rows: list[dict]) -> int:
+    return next(r["config"]["max_steps"] for r in rows if r["trainer"].startswith("course_lib"))
+
+
+def ablation_lines(rows: list[dict]) -> list[str]:
+    """The ablation section of RESULTS.md: per CPU family and thread count, nanoGPT, the shipped
+    preset, and the preset with each lever changed, from interleaved pairs."""
+    if not rows:
+        return []
+    cfg = next(r["config"] for r in rows if r["trainer"] == "course_lib.train/shipped")
+    lines = [
+        "## Ablation: the `cpu` preset one lever at a time",
+        "",
+        f"Each repeat runs nanoGPT's CPU recipe (2000 iterations, as above) and the course's `cpu` "
+        f"preset ({cfg['optimizer']} for the hidden matrices at lr {cfg['muon_lr']:g}, AdamW lr "
+        f"{cfg['lr']:g} -> {cfg['min_lr']:g}, warm-up {cfg['warmup_steps']}, beta2 "
+        f"{cfg['beta2']:g}, weight decay {cfg['weight_decay']:g}, positions {cfg['position']}, "
+        f"biases {'yes' if cfg['bias'] else 'no'}, batch {cfg['batch_size']}, "
+        f"{cfg['max_steps']} steps, dtype {cfg['dtype']}) in a row, the order reversed every "
+        "other repeat. `shipped` is the preset exactly as a learner runs it (its wall time is "
+        "the whole process, one whole-split evaluation at the end). Every other course run "
+        f"evaluates on the whole validation split every {ABLATION_EVAL_EVERY} steps, with one "
+        "lever changed back to nanoGPT's recipe (or, for the dtype, pinned):",
+        "",
+        *[f"- `{k}`: {label}" for k, (label, _) in LEVERS.items() if k != "shipped"],
+        "",
+        f"**time to {TARGET}**: the wall time of the run stopped at its first evaluation at or "
+        "below it (the process's fixed costs, training up to that step and that evaluation; "
+        "the other evaluations excluded). **val at budget**: the loss of the last evaluation "
+        f"finished within {BUDGET:.2f} x that repeat's nanoGPT wall time. Medians over repeats, "
+        "ranges in brackets; ratios are taken within each repeat, then the median. nanoGPT's "
+        "own recipe does not reach the target on the whole split; its ratio is against its "
+        "whole run.",
+        "",
+    ]
+    for fam in sorted({family(r["machine"]) for r in rows}):
+        for t in sorted({r["threads"] for r in rows if family(r["machine"]) == fam}):
+            mine = [r for r in rows if family(r["machine"]) == fam and r["threads"] == t]
+            by_pair: dict[int, dict] = {}
+            for r in mine:
+                by_pair.setdefault(r["pair"], {})[r["trainer"]] = r
+            pairs = [p for _, p in sorted(by_pair.items()) if "nanoGPT" in p]
+            nano = [p["nanoGPT"] for p in pairs]
+            lines += [
+                f"### {fam}, {t} thread(s), {len(pairs)} repeats",
+                "",
+                f"nanoGPT: wall {_spread([n['wall_s'] for n in nano])} s, whole-split val "
+                f"{_spread([n['saved_model_val_loss_full_split'] for n in nano], '{:.4f}')}; "
+                f"budget {BUDGET:.2f} x its wall = "
+                f"{_spread([BUDGET * n['wall_s'] for n in nano])} s.",
+                "",
+                f"| lever | final val | time to {TARGET} (s) | ratio to nanoGPT | val at budget "
+                "| tokens/s | dtype |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for key in LEVERS:
+                name = f"course_lib.train/{key}"
+                runs = [(p["nanoGPT"], p[name]) for p in pairs if name in p]
+                if not runs:
+                    continue
+                finals = [b["final_val_loss_full_split"] for _, b in runs]
+                if key == "shipped":  # the whole process is the time; reached only if final <= T
+                    hit = [(a, b) for a, b in runs if b["final_val_loss_full_split"] <= TARGET]
+                    times = [b["wall_s"] for _, b in hit]
+                    ratios = [b["wall_s"] / a["wall_s"] for a, b in hit]
+                    budget = [b["final_val_loss_full_split"] for a, b in runs
+                              if b["wall_s"] <= BUDGET * a["wall_s"]]  # fmt: skip
+                else:
+                    reach = [(a, time_to_target(b)[0]) for a, b in runs]
+                    times = [x for _, x in reach if x is not None]
+                    ratios = [x / a["wall_s"] for a, x in reach if x is not None]
+                    budget = [v for a, b in runs if (v := val_at_budget(b, BUDGET * a["wall_s"]))]
+                reached = f"{len(times)}/{len(runs)}" if 0 < len(times) < len(runs) else ""
+                lines.append(
+                    f"| `{key}` | {_spread(finals, '{:.4f}')} | {_spread(times)}"
+                    f"{' reached in ' + reached if reached else ''} | "
+                    f"{'**' + _spread(ratios, '{:.3f}') + '**' if ratios else 'not reached'} | "
+                    f"{_spread(budget, '{:.4f}') if budget else 'none finished'} | "
+                    f"{statistics.median(b['tokens_per_s'] for _, b in runs):,.0f} | "
+                    f"{runs[0][1]['dtype']} |"
+                )
+            lines.append("")
+    lines += [
+        "What each lever is worth (the preset's time to the target over the same run with the "
+        "lever changed, within each repeat; a change within 5% counts as no measurable effect):",
+        "",
+        *lever_verdicts(rows),
+        "",
+    ]
+    return lines
+
+
+def bf16_gain(peak: dict, thr: list[dict]) -> str:
+    """The bfloat16 matmul peak over float32's against the course's tokens/s gain, measured."""
+    gains = []
+    for t in sorted({r["threads"] for r in thr}):
+        by: dict[int, dict] = {}
+        for r in thr:
+            if r["threads"] == t:
+                by.setdefault(r["pair"], {})[r["trainer"]] = r
+        gains += [
+            p["course_lib.train/fast"]["tokens_per_s"]
+            / p["course_lib.train/float32"]["tokens_per_s"]
+            for p in by.values()
+            if "course_lib.train/fast" in p and "course_lib.train/float32" in p
+        ]
+    if not gains:
+        return ""
+    peaks = [
+        v["bf16_matmul_flops"] / v["fp32_matmul_flops"] for k, v in peak.items() if k.isdigit()
+    ]
+    return (
+        f"On the {peak['machine']['cpu']} its measured matmul peak is {min(peaks):.1f}-"
+        f"{max(peaks):.1f} times float32's, yet the course's tokens/s rise only "
+        f"{min(gains):.2f}-{max(gains):.2f} times (throughput table); "
+    )
+
+
+def dtype_choices(rows: list[dict]) -> str:
+    """What dtype='fast' chose in the ablation's shipped runs, by CPU family and threads."""
+    seen = sorted(
+        {
+            (r["machine"]["cpu"], r["threads"], r["dtype"])
+            for r in rows
+            if r["trainer"] == "course_lib.train/shipped"
+        }
+    )
+    if not seen:
+        return ""
+    return (
+        "in the ablation, `fast` chose "
+        + ", ".join(f"{d} on the {cpu} at {t} thread(s)" for cpu, t, d in seen)
+        + " (the `float32` and `bfloat16` rows time both)."
+    )
+
+
+def qual_preset(rows: list[dict]) -> str:
+    c = next(r["config"] for r in rows if r["trainer"] == "course_lib.train")
+    return f"{c.get('optimizer', 'adamw')}, {c['max_steps']} steps, lr {c['lr']:g}"
+
+
+def headline(rows: list[dict]) -> list[str]:
+    """The ablation's result against the target: the shipped preset's wall ratio to nanoGPT."""
+    out = []
+    for fam in sorted({family(r["machine"]) for r in rows}):
+        for t in sorted({r["threads"] for r in rows}):
+            by: dict[int, dict] = {}
+            for r in rows:
+                if family(r["machine"]) == fam and r["threads"] == t:
+                    by.setdefault(r["pair"], {})[r["trainer"]] = r
+            ps = [(p["nanoGPT"], p["course_lib.train/shipped"]) for p in by.values()
+                  if "nanoGPT" in p and "course_lib.train/shipped" in p]  # fmt: skip
+            if not ps:
+                continue
+            ratios = [b["wall_s"] / a["wall_s"] for a, b in ps]
+            worst = max(b["final_val_loss_full_split"] for _, b in ps)
+            met = statistics.median(ratios) <= BUDGET and worst <= TARGET
+            out.append(
+                f"- {fam.split(' (')[0]}, {t} thread(s): the shipped preset reaches "
+                f"{worst:.4f} (worst of {len(ps)}) in {_spread(ratios, '{:.3f}')} of nanoGPT's "
+                f"wall time: the target (median <= {BUDGET:.2f}, val <= {TARGET}) is "
+                f"{'met' if met else 'not met'}."
+            )
+    return out
+
+
 def cmd_report(args) -> None:
     res = Path(args.results)
     peak = json.loads((res / "peak.json").read_text())
     thr, qual = _load(res / "throughput.jsonl"), _load(res / "quality.jsonl")
+    abl = _load(res / "ablation.jsonl")
+    families = lambda rows: ", ".join(sorted({family(r["machine"]) for r in rows}))  # noqa: E731
     med = statistics.median
     lines = [
         "# Benchmark results: the course trainer against nanoGPT",
@@ -368,13 +663,16 @@ def cmd_report(args) -> None:
         "`/usr/bin/time`, on a machine checked to be idle before it started; runs alternate",
         "between the trainers in pairs, and ratios are taken within each pair, then the median.",
         "",
-        f"- machine: {peak['machine']['cpu']}, {peak['machine']['cores']} cores; Python "
-        f"{peak['machine']['python']}, torch {peak['machine']['torch']}",
+        "- machines: "
+        + "; ".join(
+            f"{family(m)}, {m['cores']} cores, Python {m['python']}, torch {m['torch']}"
+            for m in {family(r["machine"]): r["machine"] for r in thr + qual + abl}.values()
+        ),
         "- nanoGPT: github.com/karpathy/nanoGPT at commit 3adf61e (run from a temporary copy; "
         "none of its code is in this repository)",
         "- data: tiny Shakespeare (`input.txt`, 1,115,394 characters, char-rnn's file); "
         "validation = the last 10% (111,540 characters)",
-        "- peak (matmul of n = 2048, measured here): "
+        f"- peak (matmul of n = 2048, measured on the {peak['machine']['cpu']}): "
         + ", ".join(
             f"{t} thread(s) fp32 {peak[t]['fp32_matmul_flops'] / 1e9:.1f} / bf16 "
             f"{peak[t]['bf16_matmul_flops'] / 1e9:.1f} GFLOP/s"
@@ -385,6 +683,8 @@ def cmd_report(args) -> None:
     if thr:
         lines += [
             "## Throughput: nanoGPT's CPU recipe, both trainers",
+            "",
+            f"Measured on: {families(thr)}.",
             "",
             "4 layers, 4 heads, width 128, block 64, batch 12, dropout 0, 300 iterations; "
             "tokens/s in steady state (iterations 5+ for nanoGPT, 3+ for the course, evaluation "
@@ -436,6 +736,9 @@ def cmd_report(args) -> None:
         lines += [
             "## Time to quality: validation loss <= 1.886 on the whole split",
             "",
+            f"Measured on: {families(qual)}, with the `cpu` preset of that date (below); the "
+            "ablation that follows measures today's preset.",
+            "",
             "nanoGPT: its README's CPU recipe, 2000 iterations (its own log reports a 20-batch "
             "estimate of the validation loss; its saved model is also scored here on the whole "
             "split with its own model code). Course: the `cpu` preset, "
@@ -469,19 +772,25 @@ def cmd_report(args) -> None:
                 f"{ps[-1][1]['date'][:10]} |"
             )
         lines.append("")
+    lines += ablation_lines(abl)
     lines += [
         "## What the numbers say",
         "",
         "- Like for like (float32, nanoGPT's sizes and schedule) the two trainers run at the "
-        "same speed within a few percent (the ratio column).",
-        '- bfloat16 autocast (`dtype="fast"`, on a CPU with AVX512-BF16) is the throughput '
-        "lever: the measured bfloat16 matmul peak is about four times float32's, but the gain in "
-        "tokens/s is about a third to two fifths, so its MFU against the bfloat16 peak is low.",
-        "- Time to quality also comes from needing fewer tokens: the `cpu` preset trains on "
-        "800 x 16 x 64 = 819,200 tokens where nanoGPT's recipe uses 2000 x 12 x 64 = 1,536,000. "
-        "The preset differs from the recipe in its learning rate (6e-3 against 1e-3, with beta2 "
-        "0.95 and 30 warm-up steps), no weight decay, rotary positions, batch 16 and bfloat16; "
-        "this benchmark does not separate their effects.",
+        f"same speed within a few percent (the throughput table, {families(thr)}).",
+        "- bfloat16 autocast is a lever on some CPUs and not others. "
+        + bf16_gain(peak, thr)
+        + dtype_choices(abl)
+        + ' That is why `dtype="fast"` times both at start-up '
+        "instead of trusting the CPU's flags.",
+        f"- The time-to-quality table measured the `cpu` preset of its date ({qual_preset(qual)}); "
+        "the ablation measures today's, which trains on "
+        f"{cfg['max_steps']} x {cfg['batch_size']} x {cfg['block_size']} = "
+        f"{cfg['max_steps'] * cfg['batch_size'] * cfg['block_size']:,} tokens where nanoGPT's "
+        "recipe uses 2000 x 12 x 64 = 1,536,000."
+        if abl and (cfg := next(r["config"] for r in abl if r["trainer"].startswith("course")))
+        else "",
+        *headline(abl),
         "- nanoGPT's printed 1.8857 is a 20-batch estimate; its saved model scores 1.8983 on the "
         "whole validation split, so its own recipe does not reach 1.886 by the whole-split "
         "measure used here.",
@@ -503,7 +812,8 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run")
     r.add_argument("--nanogpt-dir", required=True)
     r.add_argument("--data", required=True, help="tiny Shakespeare's input.txt")
-    r.add_argument("--mode", choices=("throughput", "quality"), required=True)
+    r.add_argument("--mode", choices=("throughput", "quality", "ablation"), required=True)
+    r.add_argument("--levers", nargs="+", choices=list(LEVERS), help="ablation: these only")
     r.add_argument("--pairs", type=int, default=5)
     r.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     r.add_argument("--python", default=sys.executable)

@@ -93,9 +93,14 @@ class Report:
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tok_s:,.0f}")
 
-    def eval_row(self, step: int, val_loss: float, n_windows: int) -> None:
+    def eval_row(
+        self, step: int, val_loss: float, n_windows: int, train_s: float, eval_s: float
+    ) -> None:
+        """One evaluation; train_s: the training steps' seconds so far (evaluations and
+        start-up excluded), eval_s: this evaluation's seconds (bench/ablation.py uses both)."""
         row = {"kind": "eval", "step": step, "val_loss": val_loss, "val_windows": n_windows}
-        self.record({**row, "elapsed_s": round(self.timing.elapsed(), 3)})
+        times = {"train_s": round(train_s, 3), "eval_s": round(eval_s, 3)}
+        self.record({**row, **times, "elapsed_s": round(self.timing.elapsed(), 3)})
         message = f"step {step}/{self.total}: val loss {val_loss:.4f}"
         if self.bar is not None:
             self.bar.write(message)

@@ -347,9 +347,11 @@ def train(
                     meter.reset(state.step)
                     report.train_row(state.step, loss, lr, state.tokens_seen, tokens_per_step / dt)
                 if eval_now:
+                    t_eval = time.perf_counter()
                     last_val, n = validation.loss(model, plan, dist, state.step == config.max_steps)
                     state.best_val_loss = _lower(state.best_val_loss, last_val)
-                    report.eval_row(state.step, last_val, n)
+                    t_eval = time.perf_counter() - t_eval
+                    report.eval_row(state.step, last_val, n, state.train_seconds, t_eval)
                 report.step_done()
                 if save_now or stop:
                     save_run(ckpt_path, state, parts, dist)

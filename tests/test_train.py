@@ -341,10 +341,26 @@ def test_stop_and_resume_is_bit_exact_with_dropout(text_file, tmp_path):
     full = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     cut = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     strip = lambda rows: [  # noqa: E731
-        {k: v for k, v in json.loads(x).items() if k not in ("tokens_per_s", "elapsed_s")}
+        {k: v for k, v in json.loads(x).items() if k not in CLOCKS}
         for x in rows
     ]
     assert strip(full) == strip(cut)  # the same losses, logged once each
+
+
+CLOCKS = ("tokens_per_s", "elapsed_s", "train_s", "eval_s")  # what a clock decides
+
+
+def test_eval_rows_separate_training_time_from_evaluation_time(text_file, tmp_path):
+    cfg = tiny(text_file, max_steps=12, eval_every=4)
+    T.train(cfg, tmp_path / "run", progress=False, log=quiet)
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [4, 8, 12]
+    train_s = [r["train_s"] for r in evals]
+    assert 0 < train_s[0] < train_s[1] < train_s[2]  # cumulative, growing
+    for r in evals:  # training steps plus evaluations fit inside the wall clock
+        assert r["eval_s"] > 0
+    assert train_s[-1] + sum(r["eval_s"] for r in evals) <= evals[-1]["elapsed_s"]
 
 
 def test_resume_refuses_another_configuration(text_file, tmp_path):
