@@ -387,13 +387,19 @@ def _load(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def _pairs(rows: list[dict], threads: int, ours: str) -> list[tuple[dict, dict]]:
-    """(nanoGPT run, course run `ours`) of each pair at this thread count."""
+def repeats(rows: list[dict], threads: int, fam: str | None = None) -> list[dict]:
+    """The runs of each pair (repeat) at this thread count (and CPU family), in order:
+    [{trainer: run}, ...]."""
     by: dict[int, dict] = {}
     for r in rows:
-        if r["threads"] == threads:
+        if r["threads"] == threads and (fam is None or family(r["machine"]) == fam):
             by.setdefault(r["pair"], {})[r["trainer"]] = r
-    return [(p["nanoGPT"], p[ours]) for _, p in sorted(by.items()) if "nanoGPT" in p and ours in p]
+    return [p for _, p in sorted(by.items())]
+
+
+def _pairs(rows: list[dict], threads: int, ours: str) -> list[tuple[dict, dict]]:
+    """(nanoGPT run, course run `ours`) of each pair at this thread count."""
+    return [(p["nanoGPT"], p[ours]) for p in repeats(rows, threads) if "nanoGPT" in p and ours in p]
 
 
 def family(m: dict) -> str:
@@ -446,12 +452,8 @@ def lever_verdicts(rows: list[dict], tolerance: float = 0.05) -> list[str]:
         parts = []
         for fam in sorted({family(r["machine"]) for r in rows}):
             for t in sorted({r["threads"] for r in rows}):
-                by: dict[int, dict] = {}
-                for r in rows:
-                    if family(r["machine"]) == fam and r["threads"] == t:
-                        by.setdefault(r["pair"], {})[r["trainer"]] = r
                 ratios, missed = [], 0
-                for p in by.values():
+                for p in repeats(rows, t, fam):
                     a, b = p.get("course_lib.train/preset"), p.get(f"course_lib.train/{key}")
                     if a is None or b is None:
                         continue
@@ -520,10 +522,7 @@ def ablation_lines(rows: list[dict]) -> list[str]:
     for fam in sorted({family(r["machine"]) for r in rows}):
         for t in sorted({r["threads"] for r in rows if family(r["machine"]) == fam}):
             mine = [r for r in rows if family(r["machine"]) == fam and r["threads"] == t]
-            by_pair: dict[int, dict] = {}
-            for r in mine:
-                by_pair.setdefault(r["pair"], {})[r["trainer"]] = r
-            pairs = [p for _, p in sorted(by_pair.items()) if "nanoGPT" in p]
+            pairs = [p for p in repeats(mine, t) if "nanoGPT" in p]
             nano = [p["nanoGPT"] for p in pairs]
             lines += [
                 f"### {fam}, {t} thread(s), {len(pairs)} repeats",
@@ -578,14 +577,10 @@ def bf16_gain(peak: dict, thr: list[dict]) -> str:
     """The bfloat16 matmul peak over float32's against the course's tokens/s gain, measured."""
     gains = []
     for t in sorted({r["threads"] for r in thr}):
-        by: dict[int, dict] = {}
-        for r in thr:
-            if r["threads"] == t:
-                by.setdefault(r["pair"], {})[r["trainer"]] = r
         gains += [
             p["course_lib.train/fast"]["tokens_per_s"]
             / p["course_lib.train/float32"]["tokens_per_s"]
-            for p in by.values()
+            for p in repeats(thr, t)
             if "course_lib.train/fast" in p and "course_lib.train/float32" in p
         ]
     if not gains:
@@ -628,11 +623,7 @@ def headline(rows: list[dict]) -> list[str]:
     out = []
     for fam in sorted({family(r["machine"]) for r in rows}):
         for t in sorted({r["threads"] for r in rows}):
-            by: dict[int, dict] = {}
-            for r in rows:
-                if family(r["machine"]) == fam and r["threads"] == t:
-                    by.setdefault(r["pair"], {})[r["trainer"]] = r
-            ps = [(p["nanoGPT"], p["course_lib.train/shipped"]) for p in by.values()
+            ps = [(p["nanoGPT"], p["course_lib.train/shipped"]) for p in repeats(rows, t, fam)
                   if "nanoGPT" in p and "course_lib.train/shipped" in p]  # fmt: skip
             if not ps:
                 continue
