@@ -7,6 +7,8 @@ precision, recall, F1 and the confusion matrix for classification (seed section 
     precision_recall_f1(y_true, y_pred, num_classes, average="macro")   # as sklearn's
     macro_f1(y_true, y_pred, num_classes)
     bootstrap_interval(y_true, y_pred, groups, num_classes, metric="accuracy")  # over groups
+    edit_distance(a, b); exact_match, character_error_rate, bleu (predictions, references)
+    ngram_matches(pred_words, ref_words, n)   # BLEU's clipped n-gram counts; bleu = sacrebleu's
 
 Plain PyTorch; of the course modules only `course_lib.validate` (argument checks) is imported.
 Perplexity is exp(mean cross-entropy in nats per token); ignore_index drops padded positions
@@ -16,10 +18,13 @@ from both metrics.
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
+from collections.abc import Sequence
 
 import torch
 
-from course_lib.validate import positive_int
+from course_lib.validate import positive_int, same_length
 
 AVERAGES = ("macro", "micro", "weighted", None)
 
@@ -229,3 +234,133 @@ def bootstrap_interval(
     tail = (1 - level) / 2
     low, high = torch.quantile(s, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return score(yt, yp, num_classes), low, high
+
+
+# --------------------------------------------------------------------------- text outputs
+# (notebook 11: a system that writes text, scored against one reference text each)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: the fewest insertions, deletions and substitutions of one
+    character that turn `a` into `b` (dynamic programming, one row at a time)."""
+    if not isinstance(a, str) or not isinstance(b, str):
+        raise TypeError("edit_distance compares two strings")
+    row = list(range(len(b) + 1))  # distances from a[:0] to every prefix of b
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _scored(predictions: Sequence[str], references: Sequence[str]) -> tuple[list, list]:
+    for name, texts in (("predictions", predictions), ("references", references)):
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+        if any(not isinstance(t, str) for t in texts):
+            raise TypeError(f"{name} must hold strings only")
+    same_length(predictions, references, ("predictions", "references"))
+    if len(references) == 0:
+        raise ValueError("nothing to score: predictions and references are empty")
+    return list(predictions), list(references)
+
+
+def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """The fraction of predictions identical to their reference, character for character."""
+    predictions, references = _scored(predictions, references)
+    return sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
+
+
+def character_error_rate(predictions: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus CER: the summed edit distances over the summed reference lengths (can pass 1)."""
+    predictions, references = _scored(predictions, references)
+    chars = sum(len(r) for r in references)
+    if chars == 0:
+        raise ValueError("the references hold no characters: CER divides by their length")
+    edits = sum(edit_distance(p, r) for p, r in zip(predictions, references, strict=True))
+    return edits / chars
+
+
+_TOKENIZE_13A = (
+    (re.compile(r"([\{-\~\[-\` -\&\(-\+\:-\@\/])"), r" \1 "),  # punctuation and symbols
+    (re.compile(r"([^0-9])([\.,])"), r"\1 \2 "),  # . and , unless after a digit
+    (re.compile(r"([\.,])([^0-9])"), r" \1 \2"),  # . and , unless before a digit
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),  # - after a digit
+)
+
+
+def tokenize_13a(line: str) -> list[str]:
+    """The words BLEU counts: mteval-v13a's tokenisation (sacrebleu's default), which splits
+    punctuation from words: "Here, master:" -> ["Here", ",", "master", ":"]."""
+    line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    if "&" in line:
+        for entity, ch in (("&quot;", '"'), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")):
+            line = line.replace(entity, ch)
+    line = f" {line} "
+    for pattern, repl in _TOKENIZE_13A:
+        line = pattern.sub(repl, line)
+    return line.split()
+
+
+def _ngrams(words: list[str], n: int) -> Counter:
+    return Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def ngram_matches(prediction: Sequence[str], reference: Sequence[str], n: int) -> tuple[int, int]:
+    """(clipped matches, n-grams predicted) of one prediction's words against its reference's.
+
+    A predicted n-gram matches at most as many times as the reference holds it ("clipping"):
+    "the the the" against "the cat" has one matching unigram of three, not three."""
+    for name, words in (("prediction", prediction), ("reference", reference)):
+        if isinstance(words, str) or not isinstance(words, Sequence):
+            raise TypeError(f"{name} must be a list of words, got {type(words).__name__}")
+    n = positive_int(n, "n")
+    ref_counts = _ngrams(list(reference), n)
+    pred_counts = _ngrams(list(prediction), n)
+    matches = sum(min(count, ref_counts[gram]) for gram, count in pred_counts.items())
+    return matches, max(0, len(prediction) - n + 1)
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str], max_order: int = 4) -> float:
+    """Corpus BLEU on a 0-100 scale, as sacrebleu computes it by default (one reference per
+    prediction, 13a tokens, "exp" smoothing).
+
+    For n = 1..4: p_n = clipped n-gram matches / n-grams predicted, summed over the corpus (a
+    predicted n-gram counts at most as often as the reference has it). BLEU = BP * exp(mean
+    log p_n), with the brevity penalty BP = exp(1 - ref_len / pred_len) when the predictions
+    are shorter in words, else 1. Smoothing: a p_n with no match becomes 1 / (2^m * total),
+    m counting such orders so far."""
+    predictions, references = _scored(predictions, references)
+    max_order = positive_int(max_order, "max_order")
+    correct, total = [0] * max_order, [0] * max_order
+    pred_len = ref_len = 0
+    for p, r in zip(predictions, references, strict=True):
+        pw, rw = tokenize_13a(p), tokenize_13a(r)
+        pred_len, ref_len = pred_len + len(pw), ref_len + len(rw)
+        for n in range(1, max_order + 1):
+            matches, predicted = ngram_matches(pw, rw, n)
+            correct[n - 1] += matches
+            total[n - 1] += predicted
+    precisions, smooth = [0.0] * max_order, 1.0
+    for n in range(max_order):
+        if total[n] == 0:
+            break
+        if correct[n] == 0:
+            smooth *= 2
+            precisions[n] = 100.0 / (smooth * total[n])
+        else:
+            precisions[n] = 100.0 * correct[n] / total[n]
+    if pred_len == 0:
+        return 0.0
+    bp = 1.0 if pred_len >= ref_len else math.exp(1 - ref_len / pred_len)
+    logs = [math.log(p) if p > 0 else -9999999999 for p in precisions]
+    return bp * math.exp(sum(logs) / max_order)
+
+
+def scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """{"exact match": ..., "CER": ..., "BLEU": ...} of one system."""
+    return {
+        "exact match": exact_match(predictions, references),
+        "CER": character_error_rate(predictions, references),
+        "BLEU": bleu(predictions, references),
+    }

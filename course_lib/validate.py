@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+from collections.abc import Sequence
 
 
 def _is_bool(value: object) -> bool:
@@ -102,3 +103,23 @@ def fraction(value: object, name: str) -> float:
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {rate}")
     return rate
+
+
+def text_list(texts: object, name: str) -> list[str]:
+    """A non-empty list of non-empty strings, or a clear error naming the argument."""
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} is empty: pass at least one text")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name}[{i}] must be a string, got {type(t).__name__}")
+        if not t:
+            raise ValueError(f"{name}[{i}] is an empty string: there is nothing to read")
+    return list(texts)
+
+
+def same_length(a: Sequence, b: Sequence, names: tuple[str, str]) -> None:
+    """A ValueError unless `a` and `b` hold as many texts; names: theirs, for the message."""
+    if len(a) != len(b):
+        raise ValueError(f"{names[0]} has {len(a)} texts but {names[1]} has {len(b)}")

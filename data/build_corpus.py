@@ -33,6 +33,7 @@ cannot come from "the model has seen this play".
 from __future__ import annotations
 
 import argparse
+import difflib
 import gzip
 import hashlib
 import io
@@ -220,6 +221,196 @@ def genre_rows(folio: dict[str, str]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+# ----------------------------------------------------------------------------- the spelling set
+# Notebook 11: First Folio spelling -> modern spelling, one line of verse or prose per pair.
+SPELLING_FILE = "spelling/pairs.tsv.gz"  # gzip: source and target lines are much alike
+SPELLING_TEST_PLAYS = GENRE_TEST_PLAYS  # the same held-out plays as the genre set
+PAIRS_PER_PLAY = 400  # evenly spaced through each play's kept lines
+MIN_CHARS, MAX_CHARS = 12, 64  # a modern line's length, in characters
+MAX_DISTANCE = 0.25  # edit distance / longer length, after normalising case and punctuation
+FOLIO_SPEAKER = re.compile(r"^ {2,3}\S.{0,24}?[.:]\s+(\S.*)$")  # "  Botes: Heere Master"
+MODERN_HEADING = re.compile(r"^(ACT|SCENE|PROLOGUE|EPILOGUE|Scene|Act)\b")
+BINARY_SUFFIXES = (".pt",)  # files --register records by sha256 and size only
+DROP_REASONS = (
+    "no counterpart in the Folio",
+    "the Folio words are not one block",
+    "too short or too long",
+    "edit distance above the threshold",
+)
+
+
+def normalise(text: str) -> str:
+    """Lower case, letters and apostrophe-free words only, single spaces: "Heere, Master!" ->
+    "heere master". Both sides of a pair are compared in this form."""
+    return " ".join(re.sub(r"[^a-z]+", " ", text.lower()).split())
+
+
+def anchor_key(word: str) -> str:
+    """A word's key for the alignment: normalised, u/v and i/j/y merged, doubled letters and a
+    final e dropped, so "Heere" and "here", "loue" and "love" share a key."""
+    w = re.sub(r"[^a-z]", "", word.lower()).replace("v", "u").replace("j", "i").replace("y", "i")
+    w = re.sub(r"(.)\1+", r"\1", w)
+    return w[:-1] if len(w) > 2 and w.endswith("e") else w
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions of one character each."""
+    if len(a) < len(b):
+        a, b = b, a
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def modern_lines(text: str) -> list[str]:
+    """The spoken lines of a modern-spelling play: no speaker lines ("HAMLET." after a blank
+    line), no [stage directions] (which may run over several lines), no ACT/SCENE headings."""
+    out, after_blank, in_direction = [], True, False
+    for raw in text.split("\n"):
+        line = " ".join(raw.split())
+        if in_direction or line.startswith("["):
+            in_direction = "]" not in line
+        elif not line:
+            after_blank = True
+            continue
+        elif after_blank and line.endswith(".") and len(line) <= 40:
+            pass  # a speaker's name
+        elif not MODERN_HEADING.match(line):
+            out.append(line)
+        after_blank = False
+    return out
+
+
+def folio_words(text: str) -> list[str]:
+    """The Folio's words in order (punctuation attached): speaker prefixes and stage-direction
+    lines dropped, line breaks ignored."""
+    words = []
+    for line in text.split("\n"):
+        if DIRECTION.match(line.strip()):
+            continue
+        match = FOLIO_SPEAKER.match(line)
+        words += (match.group(1) if match else line).split()
+    return words
+
+
+def align_lines(folio: str, modern: str) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """(Folio text, modern line) pairs of one play, and the count of lines dropped per reason.
+
+    Both texts become word sequences; difflib matches them on `anchor_key`. Each modern line
+    takes the Folio words from the block holding its first word to the block holding its last
+    (blocks of matching keys pair word by word; a differing block, such as "my selfe" against
+    "myself", goes whole or not at all). The pair is kept when the modern line has MIN_CHARS to
+    MAX_CHARS characters and the edit distance of the two normalised texts is at most
+    MAX_DISTANCE of the longer one.
+    """
+    lines = modern_lines(modern)
+    m_words, m_line = [], []  # every modern word and the line it belongs to
+    for k, line in enumerate(lines):
+        for word in line.replace("--", " ").split():
+            m_words.append(word)
+            m_line.append(k)
+    f_words = folio_words(folio)
+    matcher = difflib.SequenceMatcher(
+        None, [anchor_key(w) for w in f_words], [anchor_key(w) for w in m_words], autojunk=False
+    )
+    # for every modern word: (first, last + 1) of the Folio words it stands for, or None
+    span: list[tuple[int, int] | None] = [None] * len(m_words)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            for k in range(j2 - j1):
+                span[j1 + k] = (i1 + k, i1 + k + 1)
+        elif tag == "replace":
+            for j in range(j1, j2):
+                span[j] = (i1, i2)  # a block that must lie inside one line
+    first_word = {}
+    for j, k in enumerate(m_line):
+        first_word.setdefault(k, j)
+    pairs, dropped = [], dict.fromkeys(DROP_REASONS, 0)
+    for k, line in enumerate(lines):
+        if k not in first_word:
+            continue  # a line without words ("--")
+        j1 = first_word[k]
+        j2 = j1
+        while j2 < len(m_line) and m_line[j2] == k:
+            j2 += 1
+        spans = [span[j] for j in range(j1, j2)]
+        if spans[0] is None or spans[-1] is None:
+            dropped["no counterpart in the Folio"] += 1
+            continue
+        start, end = spans[0][0], spans[-1][1]
+        outside = (j1 > 0 and span[j1 - 1] is not None and span[j1 - 1][1] > start) or (
+            j2 < len(span) and span[j2] is not None and span[j2][0] < end
+        )
+        if outside:
+            dropped["the Folio words are not one block"] += 1
+            continue
+        if not MIN_CHARS <= len(line) <= MAX_CHARS:
+            dropped["too short or too long"] += 1
+            continue
+        old = " ".join(f_words[start:end])
+        a, b = normalise(old), normalise(line)
+        if edit_distance(a, b) > MAX_DISTANCE * max(len(a), len(b), 1):
+            dropped["edit distance above the threshold"] += 1
+            continue
+        pairs.append((old, line))
+    return pairs, dropped
+
+
+def spelling_rows(
+    folio: dict[str, str], modern: dict[str, str], per_play: int = PAIRS_PER_PLAY
+) -> tuple[list[tuple[str, str, str, str]], dict]:
+    """(play, split, folio, modern) rows, plays sorted by name, and the counts per reason."""
+    rows, stats = [], {"kept": 0, "dropped": dict.fromkeys(DROP_REASONS, 0), "per_play": {}}
+    for play in sorted(folio):
+        pairs, dropped = align_lines(folio[play], modern[play])
+        if len(pairs) < per_play:
+            raise ValueError(f"{play}: {len(pairs)} aligned lines, fewer than {per_play}")
+        stats["kept"] += len(pairs)
+        for reason, n in dropped.items():
+            stats["dropped"][reason] += n
+        stats["per_play"][play] = len(pairs)
+        split = "test" if play in SPELLING_TEST_PLAYS else "train"
+        picks = [pairs[(i * len(pairs)) // per_play] for i in range(per_play)]
+        rows += [(play, split, old, new) for old, new in picks]
+    return rows, stats
+
+
+def build_spelling(sdist: Path, out: Path = DATA, per_play: int = PAIRS_PER_PLAY) -> dict:
+    """Write SPELLING_FILE under `out` and record it (and the alignment's counts) in the manifest
+    that `build` wrote there; returns the manifest's "spelling" entry."""
+    modern = read_plays(sdist)
+    rows, stats = spelling_rows(read_folio(sdist), modern, per_play)
+    table = "play\tsplit\tfolio\tmodern\n" + "".join("\t".join(r) + "\n" for r in rows)
+    raw = encode(table, compressed=True)
+    (out / SPELLING_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (out / SPELLING_FILE).write_bytes(raw)
+    manifest_path = out / "manifest.json"
+    manifest = {"files": {}}
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["files"][SPELLING_FILE] = {
+        "sha256": sha256_bytes(raw),
+        "bytes": len(raw),
+        "text_sha256": sha256_bytes(table.encode("utf-8")),
+        "characters": len(table),
+    }
+    manifest["spelling"] = {
+        "texts": "<name>_gut_f.txt (First Folio) and <play>_gut.txt (modern), aligned by line",
+        "test_plays": sorted(SPELLING_TEST_PLAYS),
+        "pairs_per_play": per_play,
+        "modern_chars": [MIN_CHARS, MAX_CHARS],
+        "max_distance": MAX_DISTANCE,
+        "lines_kept": stats["kept"],
+        "lines_dropped": stats["dropped"],
+        "kept_per_play": stats["per_play"],
+    }
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest["spelling"]
+
+
 def build(sdist: Path, out: Path = DATA, expected_sha256: str | None = SDIST_SHA256) -> dict:
     """Write the corpora and the manifest under `out`; returns the manifest."""
     sdist_sha = sha256_bytes(sdist.read_bytes())
@@ -296,12 +487,15 @@ def register(rel: str, out: Path = DATA) -> dict:
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     raw = path.read_bytes()
-    manifest["files"][rel] = {
-        "sha256": sha256_bytes(raw),
-        "bytes": len(raw),
-        "text_sha256": sha256_bytes(raw),
-        "characters": len(raw.decode("utf-8")),
-    }
+    if rel.endswith(BINARY_SUFFIXES):  # a shipped model: no text, only its bytes
+        manifest["files"][rel] = {"sha256": sha256_bytes(raw), "bytes": len(raw)}
+    else:
+        manifest["files"][rel] = {
+            "sha256": sha256_bytes(raw),
+            "bytes": len(raw),
+            "text_sha256": sha256_bytes(raw),
+            "characters": len(raw.decode("utf-8")),
+        }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest["files"][rel]
 
@@ -317,6 +511,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=DATA, help="where to write (default: data/)")
     args = parser.parse_args(argv)
     manifest = build(args.sdist, args.out)
+    spelling = build_spelling(args.sdist, args.out)
+    manifest = json.loads((args.out / "manifest.json").read_text(encoding="utf-8"))
+    kept, dropped = spelling["lines_kept"], spelling["lines_dropped"]
+    print(f"spelling set: {kept:,} lines aligned, dropped {dropped}")
     for rel, info in manifest["files"].items():
         print(f"{info['sha256'][:12]}  {info['bytes']:>9,d} bytes  {rel}")
     return 0

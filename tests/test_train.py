@@ -341,8 +341,7 @@ def test_stop_and_resume_is_bit_exact_with_dropout(text_file, tmp_path):
     full = (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()
     cut = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     strip = lambda rows: [  # noqa: E731
-        {k: v for k, v in json.loads(x).items() if k not in CLOCKS}
-        for x in rows
+        {k: v for k, v in json.loads(x).items() if k not in CLOCKS} for x in rows
     ]
     assert strip(full) == strip(cut)  # the same losses, logged once each
 
