@@ -76,18 +76,25 @@ class Capabilities:
     mps_built: bool = False
     mps_available: bool = False
     triton_available: bool = False
-    dynamo_supported: bool = False
+    # None: not probed yet; importing torch._dynamo to ask takes about a second, so
+    # supports_dynamo() asks only when a decision needs the answer (compile=1, or auto on CUDA)
+    dynamo_supported: bool | None = None
+
+    def supports_dynamo(self) -> bool:
+        """Whether torch.compile supports this Python and torch pair."""
+        if self.dynamo_supported is not None:
+            return self.dynamo_supported
+        try:
+            from torch._dynamo import is_dynamo_supported
+
+            return bool(is_dynamo_supported())
+        except Exception:  # pragma: no cover - very old or stripped builds
+            return False
 
     @classmethod
     def probe(cls) -> Capabilities:
         cuda = torch.cuda.is_available()
         mps_backend = getattr(torch.backends, "mps", None)
-        try:
-            from torch._dynamo import is_dynamo_supported
-
-            dynamo = bool(is_dynamo_supported())
-        except Exception:  # pragma: no cover - very old or stripped builds
-            dynamo = False
         try:
             import triton  # noqa: F401
 
@@ -106,7 +113,6 @@ class Capabilities:
             mps_built=bool(mps_backend and mps_backend.is_built()),
             mps_available=bool(mps_backend and mps_backend.is_available()),
             triton_available=triton_ok,
-            dynamo_supported=dynamo,
         )
 
 
@@ -283,20 +289,20 @@ def _compile_choice(
     """Whether to torch.compile, and why: as forced (COURSE_COMPILE / compile), else on CUDA with
     Triton on Linux (compute capability >= 7.0) only."""
     if forced is not None:
-        if forced and not caps.dynamo_supported:
+        if forced and not caps.supports_dynamo():
             raise ValueError(
                 f"compile=1 (COURSE_COMPILE) but torch.compile does not support Python "
                 f"{caps.python_version[0]}.{caps.python_version[1]} with torch "
                 f"{caps.torch_version}"
             )
         return forced, "forced by COURSE_COMPILE / compile"
-    if not caps.dynamo_supported:
-        return False, "torch.compile does not support this Python and torch pair"
     if kind != "cuda":
         return False, (
             "off by default on the CPU and MPS, where the course's runs are short "
             "(COURSE_COMPILE=1 turns it on)"
         )
+    if not caps.supports_dynamo():
+        return False, "torch.compile does not support this Python and torch pair"
     if not caps.platform.startswith("linux"):
         return False, "Triton, its GPU backend, runs on Linux only"
     if not caps.triton_available:
