@@ -15,12 +15,14 @@ Grouped-query attention (`n_kv_heads` < `n_heads`): the keys and values get fewe
 queries, and each key/value head serves a group of n_heads / n_kv_heads query heads (multi-query
 attention: one key/value head for all). `repeat_kv` shares them out by hand; the fast path
 passes `enable_gqa=True` to `F.scaled_dot_product_attention`, and the tests prove both equal.
-The key/value cache of generation shrinks by the same factor: `kv_cache_bytes`.
+The key/value cache of generation (`KVCache`: each layer's keys and values kept, so that a new
+token attends to them instead of recomputing them) shrinks by the same factor: `kv_cache_bytes`.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -72,10 +74,14 @@ def scaled_dot_product_attention(
     return weights @ v, weights
 
 
-def causal_mask(t: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(t, t) boolean: position i may attend to positions 0..i (the lower triangle)."""
+def causal_mask(t: int, device: torch.device | str | None = None, past: int = 0) -> torch.Tensor:
+    """(t, past + t) boolean: query i, at position past + i, may attend to keys 0..past + i.
+    past=0 is the lower triangle (t, t); past > 0 is a cache's view: `past` earlier keys, which
+    every new query may see, then the triangle."""
     t = positive_int(t, "t")
-    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+    if isinstance(past, bool) or not isinstance(past, int) or past < 0:
+        raise ValueError(f"past must be an int >= 0 (positions already cached), got {past!r}")
+    return torch.ones(t, past + t, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -120,6 +126,78 @@ def repeat_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
     if n_heads % x.shape[1]:
         raise ValueError(f"n_heads={n_heads} is not a multiple of the {x.shape[1]} key/value heads")
     return x.repeat_interleave(n_heads // x.shape[1], dim=1)
+
+
+class LayerCache:
+    """One layer's cache: keys and values (batch, n_kv_heads, capacity, head_dim), preallocated,
+    of which the first `length` positions are filled."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+        self.keys, self.values, self.length = keys, values, 0
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store the T new positions' k, v (B, H_kv, T, d_head) after the filled ones; return
+        all keys and values so far, (B, H_kv, length + T, d_head) each (views, not copies)."""
+        end = self.length + k.shape[-2]
+        want = (*self.keys.shape[:2], k.shape[-2], self.keys.shape[-1])
+        if k.shape != want or v.shape != want:
+            raise ValueError(
+                f"k and v must be {want} for this cache, got {tuple(k.shape)} and {tuple(v.shape)}"
+            )
+        if end > self.keys.shape[2]:
+            raise ValueError(
+                f"the cache holds {self.keys.shape[2]} positions: {self.length} are filled, "
+                f"{k.shape[-2]} more do not fit (crop the sequence and start a new cache)"
+            )
+        self.keys[:, :, self.length : end] = k
+        self.values[:, :, self.length : end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class KVCache:
+    """The key/value cache of generation: every layer's keys and values of the positions seen so
+    far, so that a new token costs one position's work instead of the whole prefix's.
+
+    KVCache(n_layers, batch, n_kv_heads, head_dim, capacity): `layers[i]` is layer i's
+    `LayerCache`; `length` positions are filled (a forward pass of T new tokens fills T more in
+    every layer). Its size is `kv_cache_bytes` of the same numbers; `nbytes()` measures it.
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        batch: int,
+        n_kv_heads: int,
+        head_dim: int,
+        capacity: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ):
+        sizes = {"n_layers": n_layers, "batch": batch, "n_kv_heads": n_kv_heads}
+        sizes.update(head_dim=head_dim, capacity=capacity)
+        n_layers, *shape = (positive_int(value, name) for name, value in sizes.items())
+        shape[2], shape[3] = shape[3], shape[2]  # (batch, n_kv_heads, capacity, head_dim)
+
+        def empty() -> torch.Tensor:
+            return torch.zeros(shape, dtype=dtype, device=device)
+
+        self.layers = [LayerCache(empty(), empty()) for _ in range(n_layers)]
+        self.capacity = shape[2]
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length
+
+    def reset(self) -> None:
+        """Forget every position (the buffers stay allocated)."""
+        for layer in self.layers:
+            layer.length = 0
+
+    def nbytes(self) -> int:
+        """Bytes of the buffers, measured from their storage."""
+        tensors = [t for layer in self.layers for t in (layer.keys, layer.values)]
+        return sum(t.untyped_storage().nbytes() for t in tensors)
 
 
 class MultiHeadAttention(nn.Module):
@@ -187,12 +265,19 @@ class MultiHeadAttention(nn.Module):
         kv: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        cache: LayerCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """is_causal=True (self-attention only) adds the causal mask to `mask`; on the fast path
         without another mask it lets the fused kernel skip the masked half instead of reading
-        a (T, T) mask."""
-        if is_causal and kv is not None:
-            raise ValueError("is_causal=True applies to self-attention: pass kv=None")
+        a (T, T) mask. cache (self-attention only): x holds the T newest positions; their keys
+        and values join the cache's, which they attend to (mask then covers all length + T
+        keys). positions ((T,) or (B, T) ints) go to the rotary function; with a cache they
+        default to length .. length + T - 1."""
+        if (is_causal or cache is not None) and kv is not None:
+            raise ValueError(
+                "is_causal=True applies to self-attention, as does a cache: pass kv=None"
+            )
         self._check_input(x, "x")
         if kv is not None:
             self._check_input(kv, "kv")
@@ -204,14 +289,22 @@ class MultiHeadAttention(nn.Module):
         v = split_heads(self.v_proj(kv), self.n_kv_heads)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
+        past = 0 if cache is None else cache.length
+        if positions is None and past:
+            positions = torch.arange(past, past + x.shape[1], device=x.device)
         if self.rotary is not None:
             if kv is not x:
                 raise ValueError("rotary position embeddings apply to self-attention only")
-            q, k = self.rotary(q), self.rotary(k)
+            rotate = self.rotary if positions is None else partial(self.rotary, positions=positions)
+            q, k = rotate(q), rotate(k)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H_kv, past + T, d_head)
         p = self.dropout if self.training else 0.0
-        if is_causal and not (self.fast and mask is None):
-            c = causal_mask(x.shape[1], device=x.device)
-            mask, is_causal = (c if mask is None else mask & c), False
+        if is_causal and (past or not (self.fast and mask is None)):
+            # one new query sees every cached key: no mask needed
+            c = causal_mask(x.shape[1], x.device, past) if x.shape[1] > 1 else None
+            mask = c if mask is None else mask if c is None else mask & c
+            is_causal = False
         grouped = self.n_kv_heads != self.n_heads
         if self.fast:
             out = F.scaled_dot_product_attention(

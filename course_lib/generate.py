@@ -101,6 +101,46 @@ def _context_length(model: nn.Module) -> int | None:
     return getattr(config, "block_size", None)
 
 
+def _left_padding(mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    if mask.shape != ids.shape:
+        raise ValueError(f"attention_mask must be {tuple(ids.shape)}, got {tuple(mask.shape)}")
+    m = mask.to(torch.long)
+    if not ((m == 0) | (m == 1)).all() or (m.diff(dim=1) < 0).any() or (m[:, -1] == 0).any():
+        raise ValueError(
+            "attention_mask must be 0s then 1s in every row (left padding, the last token real)"
+        )
+    return m
+
+
+def _row_positions(mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Each row's positions counted from its first real token (pads sit at 0)."""
+    return None if mask is None else (mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _next_logits(model, ids, mask, state: dict) -> torch.Tensor:
+    """The next-token logits (B, V) of the window ids[:, state["start"]:], by a cache if
+    state["cache"] is one (new positions only; rebuilt when the window moves) or by running
+    the whole window."""
+    block, cache = state["block"], state["cache"]
+    if block is not None and ids.shape[1] - state["start"] > block:  # the window is full
+        state["start"] = ids.shape[1] - state["keep"]
+        if cache is not None:
+            cache.reset()
+    if cache is None and block is None:  # an RNN: the whole sequence
+        return model(ids)[:, -1, :]
+    window = ids[:, state["start"] :]
+    m = None if mask is None else mask[:, state["start"] :]
+    if cache is None:
+        padded = {} if m is None else {"attention_mask": m, "positions": _row_positions(m)}
+        return model(window, **padded)[:, -1, :]
+    new = window[:, cache.length :]  # the prompt (or the kept window), then one token a step
+    pos = _row_positions(m)
+    pos = None if pos is None else pos[:, cache.length :]
+    return model(new, attention_mask=m, cache=cache, positions=pos)[:, -1, :]
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -112,14 +152,28 @@ def generate(
     top_p: float | None = None,
     do_sample: bool = True,
     generator: torch.Generator | None = None,
+    attention_mask: torch.Tensor | None = None,
+    use_cache: bool = True,
+    keep: int | None = None,
 ) -> torch.Tensor:
     """Extend ids (B, T) by max_new_tokens tokens -> (B, T + max_new_tokens).
 
-    model(ids) must return logits (B, T, V). Each step feeds the last block_size tokens (a GPT's
-    context; an RNN, which has no block_size, gets the whole sequence), takes the last row's
-    logits (B, V) and picks the next token: greedy when do_sample is False, otherwise a draw
+    model(ids) must return logits (B, T, V). Each step takes the last row's logits (B, V) of the
+    current window and picks the next token: greedy when do_sample is False, otherwise a draw
     from next_token_probs (with `generator` for reproducible draws). The model is put in eval
     mode and restored afterwards.
+
+    A GPT (a model with `new_cache`) keeps a key/value cache (use_cache=True, the default): the
+    prompt is run once, then each step feeds one new token. The window: a GPT sees at most
+    block_size tokens; when the next step would need more, the window moves to the newest
+    `keep` tokens (default block_size: it slides by one token a step) and the cache is rebuilt
+    from them, since every cached key depends on the tokens that left. A smaller keep (say
+    three quarters of block_size) rebuilds once every block_size - keep steps instead of every
+    step, for less context. use_cache=False runs the whole window every step with the same
+    policy, so both give the same tokens (logits equal to float rounding). An RNN (no
+    block_size) sees the whole sequence.
+    attention_mask (B, T): 1 = token, 0 = left padding; each row's positions start at its first
+    real token, so a padded row continues as it would alone.
     """
     if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.long, torch.int):
         raise TypeError("ids must be an integer tensor of token ids (batch, seq)")
@@ -129,13 +183,22 @@ def generate(
         raise ValueError("the prompt is empty: ids needs at least one token per row")
     max_new_tokens = int_at_least(max_new_tokens, "max_new_tokens", 0)
     check_temperature(temperature)
+    mask = _left_padding(attention_mask, ids)
     block = _context_length(model)
+    if mask is not None and block is None:
+        raise ValueError("attention_mask needs a model with a context window (a GPT)")
+    cache = model.new_cache(ids.shape[0]) if use_cache and hasattr(model, "new_cache") else None
+    start = 0 if block is None else max(0, ids.shape[1] - block)  # the prompt's last window
+    if keep is not None and block is not None:
+        keep = int_at_least(keep, "keep", 1)
+        if keep > block:
+            raise ValueError(f"keep={keep} is more than the context of {block} tokens")
+    state = {"block": block, "cache": cache, "start": start, "keep": keep or block}
     was_training = model.training
     model.eval()
     try:
         for _ in range(max_new_tokens):
-            context = ids if block is None else ids[:, -block:]
-            logits = model(context)[:, -1, :]  # (B, V)
+            logits = _next_logits(model, ids, mask, state)  # (B, V)
             if do_sample:
                 probs = next_token_probs(logits.float(), temperature, top_k, top_p)
                 # drawn on the CPU, so one seeded CPU generator serves every device
@@ -143,6 +206,8 @@ def generate(
             else:
                 nxt = greedy(logits)
             ids = torch.cat([ids, nxt.to(ids.dtype)], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
     finally:
         model.train(was_training)
     return ids

@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import MultiHeadAttention
-from course_lib.embeddings import rope_rotate
+from course_lib.attention import KVCache, LayerCache, MultiHeadAttention
 
 # ACTIVATIONS and layer_norm are re-exported (T.ACTIVATIONS, T.layer_norm, as before the split)
 from course_lib.feedforward import ACTIVATIONS as ACTIVATIONS
@@ -48,6 +47,7 @@ from course_lib.feedforward import (
 )
 from course_lib.norms import NORMS, LayerNorm, RMSNorm, make_norm, norm_parameters
 from course_lib.norms import layer_norm as layer_norm
+from course_lib.positions import rope_rotate
 from course_lib.validate import fraction, positive_int
 
 
@@ -185,7 +185,10 @@ class DecoderBlock(nn.Module):
         mask: torch.Tensor | None = None,
         memory_mask: torch.Tensor | None = None,
         causal: bool = True,
+        cache: LayerCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """cache and positions go to self-attention (`MultiHeadAttention.forward`)."""
         _check_width(x, self.d_model)
         if self.cross_attn is not None and memory is None:
             raise ValueError("this block cross-attends: pass memory, the encoder's (B, S, D)")
@@ -195,7 +198,8 @@ class DecoderBlock(nn.Module):
             _check_width(memory, self.d_model, "memory")
             if memory.shape[0] != x.shape[0]:
                 raise ValueError(f"memory has batch {memory.shape[0]}, x has {x.shape[0]}")
-        steps = [(self.norm1, lambda h: self.self_attn(h, mask=mask, is_causal=causal))]
+        options = dict(mask=mask, is_causal=causal, cache=cache, positions=positions)
+        steps = [(self.norm1, lambda h: self.self_attn(h, **options))]
         if self.cross_attn is not None:
             steps.append((self.norm2, lambda h: self.cross_attn(h, kv=memory, mask=memory_mask)))
         steps.append((self.norm3, self.ffn))
@@ -278,15 +282,19 @@ def check_ids(ids: torch.Tensor, vocab_size: int, max_len: int, name: str = "ids
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
 
 
-def key_mask(attention_mask: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
-    """(B, T) 1/0 -> (B, 1, 1, T) bool key mask, True = a real token; checked against ids'
-    shape. None stays None: every position is real."""
+def key_mask(
+    attention_mask: torch.Tensor | None, ids: torch.Tensor, past: int = 0
+) -> torch.Tensor | None:
+    """(B, past + T) 1/0 -> (B, 1, 1, past + T) bool key mask, True = a real token; checked
+    against ids' shape (B, T) and the `past` cached positions. None stays None: all are real."""
     if attention_mask is None:
         return None
-    if attention_mask.shape != ids.shape:
+    want = (ids.shape[0], past + ids.shape[1])
+    if tuple(attention_mask.shape) != want:
+        cached = f" (with {past} cached positions)" if past else ""
         raise ValueError(
-            f"attention_mask shape {tuple(attention_mask.shape)} must equal the ids' "
-            f"{tuple(ids.shape)}"
+            f"attention_mask shape {tuple(attention_mask.shape)} must be {want}, the ids' "
+            f"{tuple(ids.shape)}{cached}"
         )
     return attention_mask.bool()[:, None, None, :]
 
@@ -405,17 +413,39 @@ class GPT(nn.Module):
             for w in (block.self_attn.out_proj.weight, out.weight):
                 nn.init.normal_(w, 0.0, std / (2 * self.config.n_layers) ** 0.5)
 
+    def new_cache(self, batch: int = 1, capacity: int | None = None) -> KVCache:
+        """An empty key/value cache for `batch` sequences of up to `capacity` positions (default
+        the context, block_size), in the weights' dtype and device."""
+        c, w = self.config, self.tok_emb.weight
+        kv_heads, capacity = c.n_kv_heads or c.n_heads, capacity or c.block_size
+        sizes = (c.n_layers, batch, kv_heads, c.d_model // c.n_heads, capacity)
+        return KVCache(*sizes, dtype=w.dtype, device=w.device)
+
     def forward(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        check_ids(ids, self.config.vocab_size, self.config.block_size)
+        """With a cache (`new_cache`), ids (B, T) are the T positions after the cache's `length`
+        (their keys and values join it; attention_mask is then (B, length + T)). positions:
+        (T,) or (B, T) ints; default length .. length + T - 1 (a left-padded batch passes each
+        row's own, so that its first real token sits at position 0)."""
+        past = 0 if cache is None else cache.length
+        name = f"ids after {past} cached positions" if past else "ids"
+        check_ids(ids, self.config.vocab_size, self.config.block_size - past, name)
         x = self.tok_emb(ids)  # (B, T, D)
+        rope_positions = positions if positions is not None or not past else None
+        if positions is None:
+            positions = torch.arange(past, past + ids.shape[1], device=ids.device)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(ids.shape[1], device=ids.device))
+            x = x + self.pos_emb(positions)
         x = self.drop(x)
-        mask = key_mask(attention_mask, ids)
-        for block in self.blocks:
-            x = block(x, mask=mask)
+        mask = key_mask(attention_mask, ids, past)
+        for i, block in enumerate(self.blocks):
+            layer = None if cache is None else cache.layers[i]
+            x = block(x, mask=mask, cache=layer, positions=rope_positions)
         return self.head(self.norm(x))  # (B, T, V)
 
 

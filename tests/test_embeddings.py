@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_lib import embeddings as E
+from course_lib import positions
 from course_lib.exercises import nb02
 
 F32 = dict(rtol=1e-5, atol=1e-6)
@@ -761,7 +762,7 @@ def test_an_empty_list_of_ids_gives_empty_results():
 def test_rope_rotations_first_made_under_inference_mode_still_train():
     # The rotations are cached: made first while sampling under inference_mode, they must not
     # be inference tensors, or the next training step cannot save them for backward.
-    E._rope_rotations.cache_clear()
+    positions._rope_rotations.cache_clear()
     x = torch.randn(2, 7, 8)
     with torch.inference_mode():
         E.rope_rotate(x)
