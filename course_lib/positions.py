@@ -12,6 +12,7 @@ course module but the argument checks of `course_lib.validate`.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 
@@ -71,6 +72,23 @@ def _rope_rotations(seq: int, dim: int, base: float, device: torch.device) -> to
         return torch.polar(torch.ones_like(angles), angles).to(device, torch.complex64)
 
 
+# The last gathered rotations, with a weak reference to their positions: a model's layers all
+# rotate by the same positions tensor (2 calls a layer), which is then gathered once.
+_last_gathered: list = [None]
+
+
+def _rotations_at(positions: torch.Tensor, dim: int, base: float, device) -> torch.Tensor:
+    key = (positions._version, dim, base, device)
+    memo = _last_gathered[0]
+    if memo is not None and memo[0]() is positions and memo[1] == key:
+        return memo[2]
+    longest = 1 << int(positions.max()).bit_length()  # a power of two: few tables kept
+    rot = _rope_rotations(longest, dim, base, device)[positions]
+    rot = rot if positions.dim() == 1 else rot[:, None]  # (B, 1, seq, dim/2): every head
+    _last_gathered[0] = (weakref.ref(positions), key, rot)
+    return rot
+
+
 def rope_rotate(
     x: torch.Tensor, base: float = 10_000.0, positions: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -90,9 +108,7 @@ def rope_rotate(
                 f"positions must be ints of shape ({seq},) or (batch, {seq}), "
                 f"got {positions.dtype} {tuple(positions.shape)}"
             )
-        longest = 1 << int(positions.max()).bit_length()  # a power of two: few tables kept
-        rot = _rope_rotations(longest, dim, float(base), x.device)[positions]
-        rot = rot if positions.dim() == 1 else rot[:, None]  # (B, 1, seq, dim/2): every head
+        rot = _rotations_at(positions, dim, float(base), x.device)
     pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], dim // 2, 2))
     return torch.view_as_real(pairs * rot).flatten(-2).to(x.dtype)
 

@@ -436,9 +436,10 @@ class GPT(nn.Module):
         name = f"ids after {past} cached positions" if past else "ids"
         check_ids(ids, self.config.vocab_size, self.config.block_size - past, name)
         x = self.tok_emb(ids)  # (B, T, D)
-        rope_positions = positions if positions is not None or not past else None
+        given = positions is not None
         if positions is None:
             positions = torch.arange(past, past + ids.shape[1], device=ids.device)
+        rope_positions = positions if given or past else None  # None: 0 .. T-1, the fast form
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         x = self.drop(x)
