@@ -428,10 +428,9 @@ class GPT(nn.Module):
         cache: KVCache | None = None,
         positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """With a cache (`new_cache`), ids (B, T) are the T positions after the cache's `length`
-        (their keys and values join it; attention_mask is then (B, length + T)). positions:
-        (T,) or (B, T) ints; default length .. length + T - 1 (a left-padded batch passes each
-        row's own, so that its first real token sits at position 0)."""
+        """With a cache (`new_cache`), ids (B, T) are the T positions after its `length` (they
+        join it; attention_mask is then (B, length + T)). positions: (T,) or (B, T) ints, default
+        length .. length + T - 1 (a left-padded batch passes each row's own, from 0)."""
         past = 0 if cache is None else cache.length
         name = f"ids after {past} cached positions" if past else "ids"
         check_ids(ids, self.config.vocab_size, self.config.block_size - past, name)
@@ -444,8 +443,8 @@ class GPT(nn.Module):
             x = x + self.pos_emb(positions)
         x = self.drop(x)
         mask = key_mask(attention_mask, ids, past)
-        for i, block in enumerate(self.blocks):
-            layer = None if cache is None else cache.layers[i]
+        layers = cache.layers if cache else [None] * len(self.blocks)
+        for block, layer in zip(self.blocks, layers, strict=True):
             x = block(x, mask=mask, cache=layer, positions=rope_positions)
         return self.head(self.norm(x))  # (B, T, V)
 
