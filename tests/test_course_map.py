@@ -331,9 +331,63 @@ def test_dangling_promise_rule():
 def test_the_readme_counts_the_seed_headings_that_ready_notebooks_cover():
     cover = coursemap.seed_coverage(CMAP)
     assert cover["total"] == len(CMAP["seed"])
+    assert cover["unmapped"] == 0
     assert cover["ready"] + cover["waiting"] + cover["out_of_scope"] == cover["total"]
     text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert coursemap.coverage_sentence(CMAP) in text
     assert f"Of the seed guide's {cover['total']} headings, {cover['ready']} are covered" in text
+
+
+def test_every_seed_heading_is_covered_out_of_scope_or_waiting_on_a_planned_notebook():
+    # Each heading is covered by a ready notebook or a README section, or declared out of scope
+    # with a reason, or covered only by notebooks the map lists as planned (and none other).
+    planned = {nb["file"].removesuffix(".ipynb") for nb in CMAP["notebook"]} - {
+        nb["file"].removesuffix(".ipynb") for nb in READY
+    }
+    kinds = coursemap.seed_coverage_kinds(CMAP)
+    for entry, kind in zip(CMAP["seed"], kinds, strict=True):
+        where = f"seed {entry['section']} {entry['heading']}"
+        assert kind in ("ready", "out", "waiting"), where
+        if kind == "out":
+            assert len(entry["out_of_scope"]) > 20, f"{where}: say why it is out of scope"
+        if kind == "waiting":
+            assert entry["covered_by"] and set(entry["covered_by"]) <= planned, where
+
+
+def test_seed_coverage_kinds_and_sentence():
+    notebooks = [
+        {"file": "01_a.ipynb", "status": "ready"},
+        {"file": "02_b.ipynb", "status": "planned"},
+        {"file": "03_c.ipynb", "status": "planned"},
+    ]
+    seed = [
+        {"section": "1", "covered_by": ["01_a"]},
+        {"section": "2", "covered_by": ["README#about-the-guide"]},
+        {"section": "3", "covered_by": ["02_b"]},
+        {"section": "4", "covered_by": ["01_a"], "out_of_scope": "needs audio models we lack"},
+        {"section": "5", "covered_by": ["03_c", "02_b"]},
+        {"section": "6", "covered_by": []},
+    ]
+    cmap = {"notebook": notebooks, "seed": seed}
+    assert coursemap.seed_coverage_kinds(cmap) == [
+        "ready",
+        "ready",
+        "waiting",
+        "out",
+        "waiting",
+        "unmapped",
+    ]
+    cmap["seed"] = seed[:5]
+    assert coursemap.coverage_sentence(cmap) == (
+        "Of the seed guide's 5 headings, 2 are covered by ready notebooks or this README, 1 is "
+        "out of scope, with the reason in the course map (4) and 2 wait on planned notebooks "
+        "(02, 03)."
+    )
+    cmap["seed"] = seed[:2]
+    assert coursemap.coverage_sentence(cmap) == (
+        "Of the seed guide's 2 headings, 2 are covered by ready notebooks or this README and 0 "
+        "wait on planned notebooks."
+    )
 
 
 # --------------------------------------------------------------------------- teaching time

@@ -135,32 +135,73 @@ def render_table(cmap: dict) -> str:
             f"| {nb['id']} | {name} | {', '.join(nb['seed_sections'])} | {mods} "
             f"| {run_time_text(nb, 'ci')} | {'; '.join(others)} | {nb['status']} |"
         )
-    cover = seed_coverage(cmap)
-    rows += [
-        "",
-        f"Of the seed guide's {cover['total']} headings, {cover['ready']} are covered by ready "
-        f"notebooks or this README and {cover['waiting']} wait on planned notebooks"
-        + (f"; {cover['out_of_scope']} are out of scope" if cover["out_of_scope"] else "")
-        + ".",
-    ]
+    rows += ["", coverage_sentence(cmap)]
     return "\n".join(rows)
 
 
-def seed_coverage(cmap: dict) -> dict[str, int]:
-    """How many seed headings a ready notebook (or the README) covers, and how many only a
-    planned notebook does."""
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def coverage_sentence(cmap: dict) -> str:
+    """The README's sentence on how the seed guide's headings are covered."""
+    cover = seed_coverage(cmap)
+    kinds = seed_coverage_kinds(cmap)
+    out = [e["section"] for e, k in zip(cmap.get("seed", []), kinds, strict=True) if k == "out"]
+    waiting = sorted(
+        {
+            Path(nb["file"]).stem[:2]
+            for e, k in zip(cmap.get("seed", []), kinds, strict=True)
+            if k == "waiting"
+            for nb in cmap["notebook"]
+            if Path(nb["file"]).stem in e.get("covered_by", [])
+        }
+    )
+    parts = [f"{cover['ready']} are covered by ready notebooks or this README"]
+    if cover["out_of_scope"]:
+        parts.append(
+            _count(cover["out_of_scope"], "is", "are")
+            + f" out of scope, with the reason in the course map ({', '.join(sorted(set(out)))})"
+        )
+    parts.append(
+        _count(cover["waiting"], "waits", "wait")
+        + " on planned notebooks"
+        + (f" ({', '.join(waiting)})" if waiting else "")
+    )
+    body = ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"Of the seed guide's {cover['total']} headings, {body}."
+
+
+def seed_coverage_kinds(cmap: dict) -> list[str]:
+    """For each seed heading, in order: "out" when the map declares it out of scope (with the
+    reason; it may still name the notebook that says so), "ready" when a ready notebook or the
+    README covers it, "waiting" when only planned notebooks do, "unmapped" when nothing does."""
     ready = {Path(nb["file"]).stem for nb in cmap["notebook"] if nb["status"] == "ready"}
-    counts = {"total": 0, "ready": 0, "waiting": 0, "out_of_scope": 0}
+    kinds = []
     for entry in cmap.get("seed", []):
-        counts["total"] += 1
         covers = entry.get("covered_by", [])
-        if any(c.startswith("README") or c in ready for c in covers):
-            counts["ready"] += 1
+        if entry.get("out_of_scope"):
+            kinds.append("out")
+        elif any(c.startswith("README") or c in ready for c in covers):
+            kinds.append("ready")
         elif covers:
-            counts["waiting"] += 1
+            kinds.append("waiting")
         else:
-            counts["out_of_scope"] += 1
-    return counts
+            kinds.append("unmapped")
+    return kinds
+
+
+def seed_coverage(cmap: dict) -> dict[str, int]:
+    """How many seed headings a ready notebook (or the README) covers, how many are out of scope,
+    and how many only a planned notebook covers."""
+    kinds = seed_coverage_kinds(cmap)
+    return {
+        "total": len(kinds),
+        "ready": kinds.count("ready"),
+        "waiting": kinds.count("waiting"),
+        "out_of_scope": kinds.count("out"),
+        "unmapped": kinds.count("unmapped"),
+    }
 
 
 # A ready notebook or the README may point at a planned notebook only in a sentence that says
