@@ -191,8 +191,19 @@ class KVCache:
 
     def reset(self) -> None:
         """Forget every position (the buffers stay allocated)."""
+        self.crop(0)
+
+    def crop(self, length: int) -> None:
+        """Keep the first `length` positions and forget the rest (speculative decoding cuts back
+        to the tokens it kept)."""
+        if (
+            isinstance(length, bool)
+            or not isinstance(length, int)
+            or not 0 <= length <= self.length
+        ):
+            raise ValueError(f"length must be an int in [0, {self.length}], got {length!r}")
         for layer in self.layers:
-            layer.length = 0
+            layer.length = length
 
     def nbytes(self) -> int:
         """Bytes of the buffers, measured from their storage."""

@@ -213,11 +213,6 @@ def accept_prefix(draft_tokens: torch.Tensor, target_tokens: torch.Tensor) -> tu
     return n, int(target_tokens[n])
 
 
-def _crop(cache, length: int) -> None:
-    for layer in cache.layers:
-        layer.length = length
-
-
 @torch.no_grad()
 def speculative_generate(
     target: nn.Module, draft: nn.Module, ids: torch.Tensor, max_new_tokens: int, k: int = 4
@@ -262,8 +257,8 @@ def speculative_generate(
         stats.proposed, stats.accepted = stats.proposed + n_draft, stats.accepted + n
         settled = ids.shape[1] + n  # positions whose tokens stay: the old ones, n drafted
         ids = torch.cat([ids, proposal[:, 1 : 1 + n], torch.tensor([[token]])], dim=1)
-        _crop(t_cache, settled)
-        _crop(d_cache, min(d_cache.length, settled))
+        t_cache.crop(settled)
+        d_cache.crop(min(d_cache.length, settled))
     return ids, stats
 
 

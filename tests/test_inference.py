@@ -122,6 +122,10 @@ def test_cache_misuse_is_named():
         model(torch.zeros(1, 3, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match=r"must be \(1, 16\).*14 cached positions"):
         model(torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2), cache=cache)
+    with pytest.raises(ValueError, match=r"length must be an int in \[0, 14\]"):
+        cache.crop(15)
+    cache.crop(10)
+    assert cache.length == 10 and all(layer.length == 10 for layer in cache.layers)
     with pytest.raises(ValueError, match="do not fit"):
         KVCache(1, 1, 1, 4, 3).layers[0].update(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match=r"must be \(1, 1, 2, 4\)"):
