@@ -105,6 +105,32 @@ MODELS: dict[str, ShippedModel] = {
 }
 
 
+@dataclass(frozen=True)
+class BuiltModel:
+    """A model made by a module's own command, `python -m MODULE build --out DIR ...`, which
+    writes every file to ship into DIR (the Toolformer run makes three models at once)."""
+
+    description: str
+    module: str
+    args: tuple[str, ...] = ()
+
+    def command(self, out: Path) -> list[str]:
+        return [sys.executable, "-m", self.module, "build", "--out", str(out), *self.args]
+
+
+BUILT: dict[str, BuiltModel] = {
+    "toolformer": BuiltModel(
+        description=(
+            "notebook 12's Toolformer run, seed 0, one thread: the base model M, the control "
+            "M + C fine-tuned without calls, and the fine-tuned Toolformer "
+            "(course_lib.toolformer_run)"
+        ),
+        module="course_lib.toolformer_run",
+        args=("--seed", "0", "--threads", "1"),
+    ),
+}
+
+
 def models_dir() -> Path:
     """Where shipped models live: data/models/ (under COURSE_DATA_DIR when that is set)."""
     return course_data.data_dir() / "models"
@@ -274,16 +300,54 @@ def load_reference() -> tuple[nn.Module, CharTokenizer | WordTokenizer, dict]:
     return load_shipped("reference")
 
 
+def build_module(
+    name: str,
+    *,
+    registry: dict[str, BuiltModel] | None = None,
+    root: str | os.PathLike | None = None,
+    scratch: str | os.PathLike | None = None,
+) -> dict:
+    """Run built model `name`'s command into `scratch`/NAME, copy every file it wrote into
+    `root`/NAME with a config.json (the command), register them; the manifest entry."""
+    definition = (BUILT if registry is None else registry)[name]
+    folder = Path(root if root is not None else models_dir())
+    run_dir = Path(scratch if scratch is not None else SCRATCH) / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    started = time.perf_counter()
+    cmd = definition.command(run_dir)
+    if subprocess.run(cmd, cwd=REPO).returncode != 0:
+        raise RuntimeError(f"building model {name!r} failed: {cmd}")
+    wall = time.perf_counter() - started
+    target = folder / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(run_dir, target)
+    module_command = " ".join(["python", "-m", definition.module, "build", "--out", "DIR"])
+    command = f"python3 tools/course.py models {name}"
+    config = {"name": name, "description": definition.description, "command": command}
+    _write_json(target / "config.json", {**config, "module_command": module_command})
+    size = sum(p.stat().st_size for p in target.iterdir())
+    if size > MAX_MODEL_BYTES:
+        raise ValueError(f"model {name!r} takes {size} bytes, over MAX_MODEL_BYTES")
+    summary = {"description": definition.description, "command": command}
+    _register(name, folder, {**summary, "wall_seconds": round(wall, 1)})
+    return verify_model(name, folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     """python -m course_lib.models [NAME ...]: build the named models (all when none)."""
-    names = list(sys.argv[1:] if argv is None else argv) or list(MODELS)
+    names = list(sys.argv[1:] if argv is None else argv) or [*MODELS, *BUILT]
     try:
         for name in names:
-            spec(name)  # every name checked before any training
+            if name not in BUILT:
+                spec(name)  # every name checked before any training
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}; or one of {sorted(BUILT)}", file=sys.stderr)
         return 2
     for name in names:
+        if name in BUILT:
+            entry = build_module(name)
+            print(f"{name}: {entry['wall_seconds']:.0f} s; shipped in {models_dir() / name}")
+            continue
         entry = build(name)
         print(
             f"{name}: final val loss {entry['final_val_loss']:.4f}, "
