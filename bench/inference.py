@@ -123,7 +123,8 @@ def report_text(rows: list[dict]) -> str:
         f"{first['torch']}, Python {first['python']}, {first['date']}; {len(rows)} repeats, the "
         "order reversed every other repeat. Medians, with the range in brackets.",
         "",
-        f"## The key/value cache: {first['new_tokens']} new tokens after a one-token prompt, greedy",
+        f"## The key/value cache: {first['new_tokens']} new tokens after a one-token prompt, "
+        "greedy",
         "",
         "| variant | seconds |",
         "| --- | --- |",
@@ -131,7 +132,8 @@ def report_text(rows: list[dict]) -> str:
     lines += [f"| {k.replace('_', ' ')} | {spread(v)} |" for k, v in gen.items()]
     lines += [
         "",
-        f"Speed-up of the cache: **{median_speedup:.2f}x** ({min(speedups):.2f}-{max(speedups):.2f}); "
+        f"Speed-up of the cache: **{median_speedup:.2f}x** "
+        f"({min(speedups):.2f}-{max(speedups):.2f}); "
         f"target {TARGET_SPEEDUP:.0f}x: **{verdict}**.",
         "",
         "Time per step by position (median over repeats, milliseconds):",

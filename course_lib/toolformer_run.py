@@ -52,9 +52,9 @@ class RunConfig:
     seed: int = 0
     corpus: int = 8000  # pre-training texts
     pretrain_steps: int = 3000
-    annotate: int = 2000  # plain texts the pipeline annotates
+    annotate: int = 3000  # plain texts the pipeline annotates
     finetune_steps: int = 800
-    finetune_lr: float = 1e-3
+    finetune_lr: float = 2e-3
     replay: float = 1.0  # plain pre-training texts per annotated text while fine-tuning
     eval_problems: int = 200
     settings: Settings = field(default_factory=Settings)
