@@ -79,10 +79,13 @@ def train_lm(
     batch_size: int = 32,
     warmup: int = 30,
     seed: int = 0,
+    stop_after: int | None = None,
 ) -> list[float]:
     """Next-token training on whole texts (padding ignored): AdamW (weight decay 0.01), warm-up
-    then cosine decay to lr/10, gradients clipped at 1. Returns every step's loss."""
+    then cosine decay to lr/10 over `steps`, gradients clipped at 1. Returns every step's loss.
+    stop_after: run only the first so many steps of that schedule (the reproduction test)."""
     steps, rng = positive_int(steps, "steps"), random.Random(seed)
+    run_steps = steps if stop_after is None else min(steps, positive_int(stop_after, "stop_after"))
     ids = batch_ids(tok, texts)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
 
@@ -94,7 +97,7 @@ def train_lm(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     model.train()
     losses = []
-    for _ in range(steps):
+    for _ in range(run_steps):
         rows = ids[rng.sample(range(len(ids)), min(batch_size, len(ids)))]
         rows = rows[:, : int((rows != 0).sum(1).max())]
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == tok.pad, -100)
