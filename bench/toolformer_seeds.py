@@ -5,11 +5,12 @@ much of the effect is the pinned seed's luck.
     python bench/toolformer_seeds.py run --seeds 0 --replay 0 # the ablation: fine-tune on C* only
     python bench/toolformer_seeds.py report                   # writes bench/TOOLFORMER.md
 
-Each seed runs `toolformer.run(RunConfig(seed=S))` on one thread: pre-training M, sampling,
-filtering, fine-tuning the Toolformer and the control, and the evaluation on held-out problems
-of that seed; `--replay R` changes how many plain texts are replayed per annotated text while
-fine-tuning (1 by default; the paper's recipe is 0, C* alone). One JSON object per run (the run's results, the machine, the versions) goes to
-bench/results/toolformer_seeds.jsonl; `report` gives every seed's row and the median and range.
+Each seed runs `toolformer_run.run(RunConfig(seed=S))` on one thread: pre-training M,
+sampling, filtering, fine-tuning the Toolformer and the control, and the evaluation on held-out
+problems of that seed; `--replay R` changes how many plain texts are replayed per annotated text
+while fine-tuning (1 by default; the paper's recipe is 0, C* alone). One JSON object per run (the
+run's results, the machine, the versions) goes to bench/results/toolformer_seeds.jsonl;
+`report` gives every run's row and the median and range over the seeds.
 """
 
 from __future__ import annotations

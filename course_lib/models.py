@@ -128,6 +128,15 @@ BUILT: dict[str, BuiltModel] = {
         module="course_lib.toolformer_run",
         args=("--seed", "0", "--threads", "1"),
     ),
+    "search": BuiltModel(
+        description=(
+            "notebook 12's Search tool: the reader GPT trained from scratch on made-up plays to "
+            "answer from a [Search(q)→snippet] note, seed 0, one thread, with its measured "
+            "retrieval and exact-match results (course_lib.search)"
+        ),
+        module="course_lib.search",
+        args=("--seed", "0", "--threads", "1"),
+    ),
 }
 
 
