@@ -10,54 +10,18 @@ course_lib and the interpreter come from, and shuts everything down. A decoy use
 import asyncio
 import json
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import course
+from browser import api, start_lab
 from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parents[1]
 CODE = (
     "import course_lib, sys, os; print(course_lib.__file__, sys.executable, os.getcwd(), sep='\\n')"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(port, token, path, method="GET", body=None, timeout=30):
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        text = r.read().decode()
-    return json.loads(text) if text else None
-
-
-def wait_until_up(proc, port, token, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the lab command exited with {proc.returncode}")
-        try:
-            return api(port, token, "/api/status", timeout=5)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise AssertionError(f"no Jupyter server on port {port} after {timeout} s")
 
 
 async def execute(port, token, kernel_id, code, timeout=120):
@@ -105,7 +69,6 @@ async def execute(port, token, kernel_id, code, timeout=120):
 
 
 def test_open_the_course_serves_a_kernel_from_this_clone(tmp_path):
-    port, token = free_port(), secrets.token_hex(16)
     decoy = tmp_path / "data" / "kernels" / "python3"
     decoy.mkdir(parents=True)
     (decoy / "kernel.json").write_text(
@@ -117,36 +80,12 @@ def test_open_the_course_serves_a_kernel_from_this_clone(tmp_path):
             }
         )
     )
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        # Let user-level kernelspecs win over the venv's own (as they do outside a venv), so
-        # that only the lab command's JUPYTER_PATH keeps the decoy out.
-        "JUPYTER_PREFER_ENV_PATH": "0",
-    }
-    env.pop("JUPYTER_PATH", None)  # as in a learner's shell: only the lab command sets it
-    log = open(tmp_path / "lab.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(REPO / "tools" / "course.py"),
-            "lab",
-            "--no-browser",
-            "--port",
-            str(port),
-            f"--IdentityProvider.token={token}",
-        ],
-        env=env,
-        cwd=tmp_path,  # the command must not depend on where it is started
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        status = wait_until_up(proc, port, token)
-        assert status is not None
+    # start_lab (tests/browser.py) gives the server throw-away Jupyter config, data (holding the
+    # decoy) and runtime dirs, and a learner's JUPYTER_PATH (none). Let user-level kernelspecs
+    # win over the venv's own (as they do outside a venv), so that only the lab command's
+    # JUPYTER_PATH keeps the decoy out.
+    with start_lab(tmp_path, env={"JUPYTER_PREFER_ENV_PATH": "0"}) as lab:
+        proc, port, token = lab.proc, lab.port, lab.token
         contents = api(port, token, "/api/contents")
         names = {item["name"] for item in contents["content"]}
         assert "00_setup_and_doctor.ipynb" in names, "the server serves notebooks/"
@@ -173,15 +112,6 @@ def test_open_the_course_serves_a_kernel_from_this_clone(tmp_path):
         assert api(port, token, "/api/kernels") == []
         api(port, token, "/api/shutdown", method="POST")
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
     # Nothing of the server's session is left running.
     try:
         os.killpg(proc.pid, 0)

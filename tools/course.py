@@ -44,7 +44,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONSTRAINTS = os.path.join(REPO, "constraints.txt")
 MIN_PYTHON = (3, 10)
 CANDIDATES = ["python3.13", "python3.12", "python3.11", "python3.10", "python3", "python"]
-LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "bench", "conftest.py"]
+LINT_PATHS = ["course_lib", "tests", "tools", "notebooks", "data", "bench", "site", "conftest.py"]
 
 
 def say(msg):
@@ -493,6 +493,11 @@ def cmd_lab(args):
         "--ServerApp.root_dir=" + os.path.join(REPO, "notebooks"),
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        # Settings defaults of the course (tools/jupyter/settings/overrides.json): no "Would you
+        # like to get notified about official Jupyter news?" pop-up, no update check. Read
+        # from the clone; the learner's own settings (~/.jupyter/lab) still win and are not
+        # touched.
+        "--LabApp.app_settings_dir=" + os.path.join(REPO, "tools", "jupyter", "settings"),
     ]
     if port is not None:
         cmd.append("--ServerApp.port=" + str(port))
@@ -587,6 +592,15 @@ def cmd_render(args):
     return run([vpy, os.path.join(REPO, "tools", "coursemap.py"), "render"] + list(args))
 
 
+def cmd_site(args):
+    """The course website in build/site/: the notebooks as stored (nothing is executed)."""
+    vpy = ensure_env(quiet=True)
+    start = time.time()
+    code = run([vpy, os.path.join(REPO, "tools", "site.py")] + list(args))
+    say("site %s in %.1f s" % ("built" if code == 0 else "FAILED", time.time() - start))
+    return code
+
+
 def pins_from_freeze(frozen):
     """Exact pins from `pip freeze` output, sorted; local labels dropped ('2.13.0+cpu' ->
     '2.13.0', which a CUDA or CPU build of that version both satisfy); editable and direct-URL
@@ -674,6 +688,7 @@ COMMANDS = {
     "train": cmd_train,
     "models": cmd_models,
     "render": cmd_render,
+    "site": cmd_site,
     "lock": cmd_lock,
 }
 

@@ -55,7 +55,7 @@ KERNEL_ENV = {
 KERNEL_ENV_DROP_PREFIXES = ("COURSE_", "TORCH_", "TORCHINDUCTOR_", "TORCHDYNAMO_")
 KERNEL_ENV_DROP = {"PYTHONWARNINGS", "PYTHONSTARTUP", "PYTHONDEVMODE", "PYTHONOPTIMIZE"}
 # Read by tests (never by a notebook): kept so that CI can still steer them.
-TEST_SWITCHES = {"COURSE_REQUIRE_SEED"}
+TEST_SWITCHES = {"COURSE_REQUIRE_SEED", "COURSE_REQUIRE_BROWSER", "COURSE_CHROMIUM"}
 
 
 def pin_kernel_env(environ=None) -> dict[str, str]:
