@@ -15,11 +15,9 @@ build/browser/.
 from __future__ import annotations
 
 import functools
-import http.server
 import importlib.util
 import json
 import re
-import threading
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -354,33 +352,13 @@ def test_course_tool_has_the_site_command():
 # --------------------------------------------------------------------------- in a browser
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 (the stdlib's signature)
-        pass
-
-
 @pytest.fixture(scope="module")
 def site_url(site):
     """The site served over http on 127.0.0.1 (a free port) for the module's tests."""
-    handler = functools.partial(QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    from browser import serve
 
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium through Playwright (tests/browser.py): skipped where it is missing,
-    failed instead under COURSE_REQUIRE_BROWSER=1."""
-    from browser import chromium
-
-    with chromium() as b:
-        yield b
+    with serve(site) as url:
+        yield url
 
 
 def wait_for_mathjax(page) -> None:

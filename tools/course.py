@@ -9,6 +9,10 @@
     python3 tools/course.py train     # train the course GPT (python -m course_lib.train --help)
     python3 tools/course.py models    # retrain the shipped models into data/models/ (or NAME ...)
     python3 tools/course.py setup     # only create / update the virtual environment
+    python3 tools/course.py site      # the course website in build/site/ (nothing executed)
+    python3 tools/course.py slides    # a reveal.js deck per notebook in build/slides/
+    python3 tools/course.py syllabus  # build/syllabus/: syllabus, schedule, glossary pages
+    python3 tools/course.py pack      # build/student-pack.zip: student notebooks, library, data
 
 Every command first makes sure `.venv/` exists and matches pyproject.toml, constraints.txt and
 the torch choice; the check is a hash, so the second run installs nothing. A venv left without
@@ -601,6 +605,25 @@ def cmd_site(args):
     return code
 
 
+def _tool_script(name, what):
+    """A command that runs tools/NAME.py in the course environment and prints its time."""
+
+    def command(args):
+        vpy = ensure_env(quiet=True)
+        start = time.time()
+        code = run([vpy, os.path.join(REPO, "tools", name + ".py")] + list(args))
+        say("%s %s in %.1f s" % (what, "built" if code == 0 else "FAILED", time.time() - start))
+        return code
+
+    command.__doc__ = "%s (tools/%s.py)." % (what, name)
+    return command
+
+
+cmd_slides = _tool_script("slides", "slide decks in build/slides/")
+cmd_syllabus = _tool_script("syllabus", "syllabus and glossary pages in build/syllabus/")
+cmd_pack = _tool_script("pack", "student pack build/student-pack.zip")
+
+
 def pins_from_freeze(frozen):
     """Exact pins from `pip freeze` output, sorted; local labels dropped ('2.13.0+cpu' ->
     '2.13.0', which a CUDA or CPU build of that version both satisfy); editable and direct-URL
@@ -689,6 +712,9 @@ COMMANDS = {
     "models": cmd_models,
     "render": cmd_render,
     "site": cmd_site,
+    "slides": cmd_slides,
+    "syllabus": cmd_syllabus,
+    "pack": cmd_pack,
     "lock": cmd_lock,
 }
 

@@ -32,6 +32,7 @@ HEADER = """\
 # Edit the notebook and seed entries by hand. `python3 tools/course.py execute` rewrites this
 # file to record measured run times (comments other than this header are not kept), and
 # `python3 tools/course.py render` regenerates the README's course table from it.
+# `questions` are the stop-and-think questions of the syllabus (tools/syllabus.py).
 # Tests (tests/test_course_map.py) check the README table, notebook 00, the import order of
 # course_lib modules, the run-time budgets and that every heading of the seed guide is mapped.
 """
@@ -46,7 +47,10 @@ NOTEBOOK_KEYS = [
     "objectives",
     "prerequisites",
     "teach_minutes",
+    "questions",
 ]
+# Keys a notebook entry may lack (the writer skips them); every other key is required.
+OPTIONAL_NOTEBOOK_KEYS = {"questions"}
 SEED_KEYS = ["section", "heading", "covered_by", "out_of_scope", "note"]
 
 
@@ -77,6 +81,8 @@ def dump_course_map(cmap: dict) -> str:
     for nb in cmap["notebook"]:
         out.append("[[notebook]]")
         for k in NOTEBOOK_KEYS:
+            if k in OPTIONAL_NOTEBOOK_KEYS and k not in nb:
+                continue
             v = nb[k]
             if isinstance(v, list) and len(toml_value(v)) > 90:
                 out.append(f"{k} = [")

@@ -8,7 +8,8 @@ Nothing is executed: the pages show the outputs stored in notebooks/*.ipynb. The
 staged under build/site-src/ (only files whose content changed are rewritten, so a second build
 rebuilds only what changed): a home page generated from course_map.toml (the course table, with a
 link to each notebook that exists), every notebook, README.md ("About the course"), ERRATA.md
-and the repository's documents they link to, followed link by link. Sphinx (site/conf.py: myst-nb
+and the repository's documents they link to, followed link by link, and the syllabus and
+glossary (tools/syllabus.py, from course_map.toml and glossary.toml). Sphinx (site/conf.py: myst-nb
 with execution off, the furo theme, MathJax 3 from local files, Sphinx's own search) then writes
 build/site/, which needs nothing from outside itself when viewed.
 
@@ -87,6 +88,24 @@ def readme_intro(readme: Path) -> str:
     return ""
 
 
+# The teaching kit's pages (tools/syllabus.py), generated from the course map and glossary.toml.
+TEACHING = {"syllabus": "Syllabus", "glossary": "Glossary (English - 中文)"}
+
+
+def teaching_pages(cmap: dict) -> dict[str, bytes]:
+    """The syllabus (with its prerequisite graph) and the glossary, as staged files."""
+    if str(REPO / "tools") not in sys.path:
+        sys.path.append(str(REPO / "tools"))
+    import syllabus
+
+    sections = {nb["id"]: syllabus.notebook_sections(nb) for nb in cmap["notebook"]}
+    return {
+        "syllabus.md": syllabus.syllabus_page(cmap, sections).encode(),
+        syllabus.GRAPH_PNG: syllabus.prerequisite_png(cmap),
+        "glossary.md": syllabus.glossary_page(syllabus.load_glossary(), cmap).encode(),
+    }
+
+
 def home_page(cmap: dict, present: set[str], extra_docs: list[str]) -> str:
     """index.md: the course table, then the (hidden) tables of contents of the navigation."""
     from coursemap import coverage_sentence
@@ -122,6 +141,13 @@ def home_page(cmap: dict, present: set[str], extra_docs: list[str]) -> str:
         ":caption: About",
         "",
         *[f"{title} <{doc[:-3]}>" for doc, title in PAGES.items() if (REPO / doc).is_file()],
+        "```",
+        "",
+        "```{toctree}",
+        ":hidden:",
+        ":caption: Teaching",
+        "",
+        *[f"{title} <{doc}>" for doc, title in TEACHING.items()],
         "```",
     ]
     if extra_docs:
@@ -184,6 +210,7 @@ def stage(stage_dir: Path = STAGE) -> list[str]:
         wanted[rel] = path.read_bytes()
         if path.suffix == ".md" and rel not in PAGES:
             extra_docs.append(rel[:-3])
+    wanted.update(teaching_pages(cmap))
     wanted["index.md"] = home_page(cmap, present, sorted(extra_docs)).encode()
     for rel, data in wanted.items():
         write_if_changed(stage_dir / rel, data)
