@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from course_lib import data as course_data
+from course_lib.toolformer_data import PieceTokenizer
 from course_lib.tools import call_text
 
 DOCUMENTS_FILE, QUESTIONS_FILE = "plays/documents.tsv", "plays/questions.tsv"
@@ -323,7 +324,7 @@ def template_words() -> list[str]:
     return sorted(units)
 
 
-class ReaderTokenizer:
+class ReaderTokenizer(PieceTokenizer):
     """Template words as tokens; every other word spelled, its first character a token of its own
     and each later one a continuation token "##c" (WordPiece's convention): names, titles,
     places and numbers (digit by digit) the reader never saw are still made of trained tokens,
@@ -331,13 +332,7 @@ class ReaderTokenizer:
 
     def __init__(self):
         chars = [*_CHARS, *(f"##{c}" for c in _CHARS + "'-")]
-        self.pieces = [*SPECIALS, *chars, *template_words()]
-        self.index = {p: i for i, p in enumerate(self.pieces)}
-        self.pad, self.newline = 0, 1
-        self.open, self.close, self.arrow = (self.index[c] for c in "[]→")
-
-    def __len__(self) -> int:
-        return len(self.pieces)
+        self._set_pieces([*SPECIALS, *chars, *template_words()])
 
     def encode(self, text: str) -> list[int]:
         ids = []
@@ -352,10 +347,7 @@ class ReaderTokenizer:
 
     def decode(self, ids) -> str:
         out = ""
-        for i in ids:
-            piece = self.pieces[int(i)]
-            if piece == "<pad>":
-                continue
+        for piece in self._decoded_pieces(ids):
             if piece.startswith("##"):
                 out += piece[2:]
             elif not out or piece in _GLUE_BEFORE or out[-1] in _GLUE_AFTER:

@@ -42,20 +42,34 @@ _GLUE_BEFORE = set(",.)]→+-*/") | set("0123456789")
 _GLUE_AFTER = set("([§→+-*/")
 
 
-class ToolTokenizer:
+class PieceTokenizer:
+    """What the course's small tool-use tokenizers share: a list of pieces (token 0 pads, token 1
+    is the newline that starts and ends a text) and the pieces of some ids, padding skipped."""
+
+    pieces: list[str]
+
+    def _set_pieces(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.index = {p: i for i, p in enumerate(pieces)}
+        self.pad, self.newline = 0, 1
+        self.open, self.close, self.arrow = (self.index[c] for c in "[]→")
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    def _decoded_pieces(self, ids):
+        """The pieces of ids, padding left out."""
+        return (p for p in (self.pieces[int(i)] for i in ids) if p != "<pad>")
+
+
+class ToolTokenizer(PieceTokenizer):
     """Words as tokens, every digit its own token (as LLaMA splits numbers), spaces implicit:
     about a hundred tokens. Token 0 is padding, token 1 the newline that starts and ends a text."""
 
     def __init__(self):
         words = sorted({*NAMES, *ITEMS, *WORDS, *(w for ws in FILLER.values() for w in ws)})
-        self.pieces = [*SPECIALS, *"0123456789", *words]
-        self.index = {p: i for i, p in enumerate(self.pieces)}
-        self.pad, self.newline = 0, 1
-        self.open, self.close, self.arrow = (self.index[c] for c in "[]→")
+        self._set_pieces([*SPECIALS, *"0123456789", *words])
         self.prompt = self.index["§"]
-
-    def __len__(self) -> int:
-        return len(self.pieces)
 
     def encode(self, text: str) -> list[int]:
         pieces = _SPLIT.findall(text)
@@ -66,10 +80,7 @@ class ToolTokenizer:
 
     def decode(self, ids) -> str:
         out = ""
-        for i in ids:
-            piece = self.pieces[int(i)]
-            if piece == "<pad>":
-                continue
+        for piece in self._decoded_pieces(ids):
             digit_after_digit = piece.isdigit() and out[-1:].isdigit()
             glued = not out or out[-1] in _GLUE_AFTER or out[-1] == "\n" or piece == "\n"
             tight = piece in _GLUE_BEFORE and (not piece.isdigit() or digit_after_digit)

@@ -128,7 +128,13 @@ def test_the_notebooks_are_student_versions_without_solution_code(entries):
 def test_the_unpacked_folder_passes_the_test_commands_lint(unpacked):
     for args in (["check"], ["format", "--check"]):
         out = subprocess.run(
-            [sys.executable, "-m", "ruff", *args, *course.LINT_PATHS],
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                *args,
+                *(p for p in course.LINT_PATHS if (unpacked / p).exists()),
+            ],
             cwd=unpacked,
             capture_output=True,
             text=True,

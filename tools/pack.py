@@ -18,8 +18,7 @@ its own `.venv/` on first use). It holds:
   environment.yml, Makefile, conftest.py, tools/course.py, tools/notebooks.py (conftest.py
   imports it) and tools/jupyter/ (the lab's settings);
 - written here: INSTALL.txt, pytest.ini (see PYTEST_INI), ruff.toml (see RUFF_TOML),
-  tests/test_student_pack.py, and a note in site/, which `course.py test` lints (a missing
-  folder fails ruff).
+  tests/test_student_pack.py.
 
 The zip is deterministic: sorted entries, fixed timestamps and permissions, one compression
 level, so two builds from the same files are byte-identical. Standard library only.
@@ -153,14 +152,6 @@ def test_every_shipped_model_matches_its_manifest():
         models.verify_model(name)
 '''
 
-PLACEHOLDER = """\
-Not part of the student pack: the course repository holds this folder ({what}). It is here
-because `python3 tools/course.py test` lints it.
-"""
-PLACEHOLDERS = {
-    "site/README.txt": "the course website's sources",
-}
-
 
 def skipped(rel: Path) -> bool:
     parts = rel.parts
@@ -252,8 +243,6 @@ def contents() -> dict[str, bytes]:
     entries["pytest.ini"] = PYTEST_INI.encode()
     entries["ruff.toml"] = RUFF_TOML.encode()
     entries["tests/test_student_pack.py"] = PACK_TEST.encode()
-    for rel, what in PLACEHOLDERS.items():
-        entries[rel] = PLACEHOLDER.format(what=what).encode()
     check_data(entries)
     return entries
 
